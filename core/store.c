@@ -1,1 +1,310 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The write pipeline (see store.h): ring -> uring -> durable, plus the
+ * buffer header every flushed buffer starts with.
+ *
+ * Placement: log addresses are handed out by the seal owner of each buffer,
+ * in generation order (ring.h guarantees it), from a cursor that only seal
+ * owners touch; the ring's rotation chain orders them, so no atomic is
+ * needed.  The log is linear between log_start and log_end for now; when
+ * the next buffer does not fit, the ring latches -ENOSPC.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "durable.h"
+#include "format.h"
+
+struct store_slot {
+	struct br_uring_op op;	/* first: container_of by cast */
+	struct br_store *s;
+	struct br_ring_buf *b;
+	uint64_t seq;		/* generation in flight in this slot */
+};
+
+struct br_store {
+	struct br_store_config cfg;
+	int fd;
+	bool own_fd;
+	struct br_ring *ring;
+	struct br_uring *uring;
+	struct br_durable dur;
+	uint64_t next_addr;	/* placement cursor, see above */
+	_Atomic uint64_t buffers, bytes, syncs;
+	struct store_slot slots[BR_RING_MAX_BUFS];
+};
+
+static int store_place(void *ctx, struct br_ring_buf *b, uint64_t *addr)
+{
+	struct br_store *s = ctx;
+
+	if (s->next_addr + b->span > s->cfg.log_end) {
+		/* Nothing after this buffer can become durable: tell waiters
+		 * now rather than let them wait for a write that never comes. */
+		br_durable_fail(&s->dur, -ENOSPC);
+		return -ENOSPC;
+	}
+	*addr = s->next_addr;
+	s->next_addr += b->span;
+	return 0;
+}
+
+static void store_done(struct br_uring_op *op, int err)
+{
+	struct store_slot *sl = (struct store_slot *)op;
+	struct br_store *s = sl->s;
+	struct br_store_done d = {
+		.seq = sl->seq,
+		.addr = op->off,
+		.data = sl->b->data,
+		.used = sl->b->used,
+		.idx = sl->b->idx,
+		.err = err,
+	};
+
+	if (err) {
+		/* Latch: the ring refuses new records, durability stops
+		 * before this buffer.  The buffer is not recycled, so records
+		 * in it can still be read from memory. */
+		br_ring_fail(s->ring, -EIO);
+		br_durable_complete(&s->dur, sl->seq, err);
+		if (s->cfg.on_complete)
+			s->cfg.on_complete(s->cfg.ctx, &d);
+		return;
+	}
+	if (s->cfg.on_complete)
+		s->cfg.on_complete(s->cfg.ctx, &d);
+	atomic_fetch_add_explicit(&s->buffers, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->bytes, op->len, memory_order_relaxed);
+	br_durable_complete(&s->dur, sl->seq, 0);
+	br_ring_complete(s->ring, sl->b);
+}
+
+/* Last writer out of a sealed buffer: header, CRC, padding, submit. */
+static void store_dispatch(void *ctx, struct br_ring_buf *b)
+{
+	struct br_store *s = ctx;
+	struct store_slot *sl = &s->slots[b->idx];
+	struct br_buf_header *h = (struct br_buf_header *)b->data;
+	uint64_t seq = atomic_load_explicit(&b->seq, memory_order_relaxed);
+
+	h->magic = br_le32_put(BR_BUF_MAGIC);
+	h->seq = br_le64_put(seq);
+	h->len = br_le32_put(b->used - (uint32_t)sizeof(*h));
+	h->span = br_le32_put(b->span);
+	h->fsid = br_le64_put(s->cfg.fsid);
+	h->crc = br_le32_put(br_crc32c(0, b->data + 4, b->used - 4));
+	memset(b->data + b->used, 0, b->span - b->used);
+
+	sl->seq = seq;
+	sl->op.buf = b->data;
+	sl->op.len = b->span;
+	sl->op.off = b->addr;
+	sl->op.order = seq;
+	br_uring_write(s->uring, &sl->op);
+}
+
+int br_store_open(const struct br_store_config *cfg, struct br_store **out)
+{
+	struct br_store *s;
+	struct br_ring_config rc = { 0 };
+	struct br_uring_config uc = { 0 };
+	int err;
+
+	if (cfg->log_start % BR_BLOCK_SIZE || cfg->next_addr % BR_BLOCK_SIZE ||
+	    cfg->next_addr < cfg->log_start || cfg->log_end <= cfg->log_start ||
+	    !cfg->next_seq)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cfg = *cfg;
+	s->next_addr = cfg->next_addr;
+	if (cfg->fd >= 0 && !cfg->path) {
+		s->fd = cfg->fd;
+	} else {
+		s->fd = open(cfg->path, O_RDWR | O_DIRECT | O_CLOEXEC);
+		if (s->fd < 0) {
+			err = -errno;
+			goto err_free;
+		}
+		s->own_fd = true;
+	}
+	err = br_durable_init(&s->dur, s->fd, cfg->next_seq);
+	if (err)
+		goto err_close;
+
+	rc.nbuf = cfg->nbuf;
+	rc.buf_size = cfg->buf_size;
+	rc.hdr_size = sizeof(struct br_buf_header);
+	rc.first_seq = cfg->next_seq;
+	rc.place = store_place;
+	rc.dispatch = store_dispatch;
+	rc.ctx = s;
+	err = br_ring_create(&rc, &s->ring);
+	if (err)
+		goto err_durable;
+	for (unsigned i = 0; i < br_ring_nbuf(s->ring); i++) {
+		s->slots[i].s = s;
+		s->slots[i].b = br_ring_buf(s->ring, i);
+		s->slots[i].op.done = store_done;
+	}
+
+	uc.fd = s->fd;
+	uc.mode = cfg->mode;
+	uc.first_order = cfg->next_seq;
+	uc.fault = cfg->fault;
+	uc.fault_ctx = cfg->fault_ctx;
+	err = br_uring_open(&uc, &s->uring);
+	if (err)
+		goto err_ring;
+	*out = s;
+	return 0;
+
+err_ring:
+	br_ring_destroy(s->ring);
+err_durable:
+	br_durable_destroy(&s->dur);
+err_close:
+	if (s->own_fd)
+		close(s->fd);
+err_free:
+	free(s);
+	return err;
+}
+
+int br_store_close(struct br_store *s)
+{
+	int err;
+
+	if (!s)
+		return 0;
+	err = br_store_sync_all(s);
+	br_uring_close(s->uring);
+	if (!err)
+		err = br_ring_error(s->ring);
+	br_ring_destroy(s->ring);
+	br_durable_destroy(&s->dur);
+	if (s->own_fd && close(s->fd) && !err)
+		err = -errno;
+	free(s);
+	return err;
+}
+
+uint32_t br_store_max_record(const struct br_store *s)
+{
+	return br_ring_max_record(s->ring) & ~(BR_REC_ALIGN - 1);
+}
+
+int br_store_reserve(struct br_store *s, uint32_t len, struct br_resv *r)
+{
+	uint32_t padded = br_rec_padded(len);
+	struct br_ring_resv rv;
+	int err;
+
+	if (len > br_store_max_record(s))
+		return -E2BIG;
+	err = br_ring_reserve(s->ring, padded, &rv);
+	if (err)
+		return err;
+	if (padded != len)
+		memset(rv.ptr + len, 0, padded - len);
+	r->ptr = rv.ptr;
+	r->seq = rv.seq;
+	r->off = rv.off;
+	r->idx = rv.buf->idx;
+	r->pos = br_pos_make(rv.seq, rv.off + padded);
+	return 0;
+}
+
+void br_store_commit(struct br_store *s, const struct br_resv *r)
+{
+	struct br_ring_resv rv = {
+		.buf = br_ring_buf(s->ring, r->idx),
+	};
+
+	br_ring_commit(s->ring, &rv);
+}
+
+int br_store_append(struct br_store *s, const void *rec, uint32_t len,
+		    uint64_t *pos)
+{
+	struct br_resv r;
+	int err = br_store_reserve(s, len, &r);
+
+	if (err)
+		return err;
+	memcpy(r.ptr, rec, len);
+	br_store_commit(s, &r);
+	if (pos)
+		*pos = r.pos;
+	return 0;
+}
+
+int br_store_sync(struct br_store *s, uint64_t pos)
+{
+	uint64_t seq = br_pos_seq(pos);
+
+	if (br_durable_get(&s->dur) >= seq)
+		return 0;
+	atomic_fetch_add_explicit(&s->syncs, 1, memory_order_relaxed);
+	if (!br_ring_seal(s->ring, seq)) {
+		/* Empty or not yet opened: nothing of it to wait for; wait
+		 * for what came before. */
+		seq--;
+	}
+	return br_durable_wait(&s->dur, seq);
+}
+
+int br_store_sync_all(struct br_store *s)
+{
+	return br_store_sync(s, br_pos_make(br_ring_cur_seq(s->ring), 0));
+}
+
+void br_store_flush(struct br_store *s)
+{
+	br_ring_seal(s->ring, br_ring_cur_seq(s->ring));
+}
+
+uint64_t br_store_durable_pos(struct br_store *s)
+{
+	uint64_t d = br_durable_get(&s->dur);
+
+	return d ? br_pos_make(d, UINT32_MAX) : 0;
+}
+
+const uint8_t *br_store_slot(struct br_store *s, unsigned idx)
+{
+	return br_ring_buf(s->ring, idx)->data;
+}
+
+int br_store_error(struct br_store *s)
+{
+	return br_ring_error(s->ring);
+}
+
+uint64_t br_store_next_addr(struct br_store *s)
+{
+	return s->next_addr;
+}
+
+void br_store_stats(struct br_store *s, struct br_store_stats *st)
+{
+	struct br_uring_stats us;
+
+	br_uring_stats(s->uring, &us);
+	pthread_mutex_lock(&s->dur.lock);
+	st->dev_flushes = s->dur.flushes;
+	pthread_mutex_unlock(&s->dur.lock);
+	st->buffers = atomic_load_explicit(&s->buffers, memory_order_relaxed);
+	st->bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+	st->retries = us.retries;
+	st->sync_calls = atomic_load_explicit(&s->syncs, memory_order_relaxed);
+}

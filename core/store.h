@@ -112,8 +112,8 @@ void br_store_flush(struct br_store *s);
 /* Every position <= the returned one is durable. */
 uint64_t br_store_durable_pos(struct br_store *s);
 
-/* Position of the last record reserved so far (0 if none). */
-uint64_t br_store_head_pos(struct br_store *s);
+/* br_store_sync() of everything committed before the call. */
+int br_store_sync_all(struct br_store *s);
 
 /* Start of ring slot idx (for reads of records still pending: valid until
  * on_complete for that buffer has returned). */
