@@ -70,13 +70,15 @@ static void store_done(struct br_uring_op *op, int err)
 	};
 
 	if (err) {
-		/* Latch: the ring refuses new records, durability stops
-		 * before this buffer.  The buffer is not recycled, so records
-		 * in it can still be read from memory. */
-		br_ring_fail(s->ring, -EIO);
-		br_durable_complete(&s->dur, sl->seq, err);
+		/* Tell the layer above first (it turns read-only), then
+		 * latch: the ring refuses new records, durability stops
+		 * before this buffer and waiters wake with -EIO.  The buffer
+		 * is not recycled, so its records can still be read from
+		 * memory. */
 		if (s->cfg.on_complete)
 			s->cfg.on_complete(s->cfg.ctx, &d);
+		br_ring_fail(s->ring, -EIO);
+		br_durable_complete(&s->dur, sl->seq, err);
 		return;
 	}
 	if (s->cfg.on_complete)

@@ -18,7 +18,7 @@ meson test -C build --print-errorlogs --num-processes 2 || status=1
 meson test -C build-asan --suite unit --print-errorlogs --num-processes 2 || status=1
 # TSan's shadow memory needs a classic address space layout on kernels with
 # high mmap randomisation: run it with ASLR off (setarch -R).
-setarch "$(uname -m)" -R meson test -C build-tsan --suite concurrent \
+BR_TEST_SCALE=10 setarch "$(uname -m)" -R meson test -C build-tsan --suite concurrent \
 	--print-errorlogs --num-processes 2 || status=1
 
 if [ $status = 0 ]; then echo "tests/run.sh: all suites passed"; else echo "tests/run.sh: FAILED"; fi
