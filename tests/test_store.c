@@ -34,6 +34,8 @@ struct env {
 	uint64_t addr_of[MAX_SEQ];	/* from on_complete */
 	uint32_t used_of[MAX_SEQ];
 	unsigned completions, failed;
+	uint64_t last_done_seq;		/* completion order ... */
+	unsigned out_of_order;		/* ... and how often it went back */
 	/* fault injection */
 	_Atomic int fail_from_addr_on;	/* fail writes at addr >= this (if > 0) */
 	uint64_t fail_addr;
@@ -58,6 +60,9 @@ static void on_complete(void *ctx, const struct br_store_done *d)
 	} else {
 		assert_true(d->seq < MAX_SEQ);
 		e->addr_of[d->seq] = d->addr;
+		if (d->seq < e->last_done_seq)
+			e->out_of_order++;
+		e->last_done_seq = d->seq;
 		e->used_of[d->seq] = d->used;
 		e->completions++;
 	}
@@ -290,6 +295,12 @@ static void run_store_stress(enum br_write_mode mode, unsigned threads,
 		free(b);
 	}
 	assert_int_equal(found, total);
+	/* serialised: each write completed before the next one started */
+	if (mode == BR_WRITE_SERIAL)
+		assert_int_equal(e->out_of_order, 0);
+	print_message("%s: %llu buffers, %u completed out of order\n",
+		      mode == BR_WRITE_SERIAL ? "serial" : "tail",
+		      (unsigned long long)br_pos_seq(last), e->out_of_order);
 	free(seen);
 	free(st.pos_of);
 	free(st.off_of);
