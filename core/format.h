@@ -60,6 +60,16 @@ static inline br_le64 br_le64_put(uint64_t v) { return (br_le64){ v }; }
  * can tell a stale buffer (lower seq, left from an earlier pass over the
  * segment) from the next one.  `fsid` ties the buffer to one mkfs run, so a
  * buffer left by an earlier format of the same device is never replayed.
+ *
+ * `nonce` / `prev_nonce` chain the mounts: every mount picks a random
+ * nonce; a buffer's prev_nonce is the nonce of the buffer before it in the
+ * log (the same nonce within a mount; the last valid buffer's nonce for
+ * the first buffer of a mount; 0 for the first buffer after mkfs).  In
+ * tail-localised mode a crash can leave generation g missing and g+1 on
+ * disk; the next mount rewrites g at the same address, and without the
+ * chain the stale g+1 behind it (right seq, right place, valid CRC) would
+ * be replayed although nobody was ever promised it.  Recovery follows a
+ * buffer only if its prev_nonce equals the nonce of the one before.
  */
 struct br_buf_header {
 /*00*/	br_le32 crc;	/* crc32c of bytes [4, sizeof header + len) */
@@ -68,8 +78,10 @@ struct br_buf_header {
 /*10*/	br_le32 len;	/* record bytes after this header */
 	br_le32 span;	/* bytes on disk, header + len rounded up to a block */
 /*18*/	br_le64 fsid;	/* first 8 bytes of the superblock UUID */
+/*20*/	br_le32 nonce;	/* random, chosen by the mount that wrote this */
+	br_le32 prev_nonce; /* nonce of the previous buffer in the log */
 };
-static_assert(sizeof(struct br_buf_header) == 32, "on-disk ABI");
+static_assert(sizeof(struct br_buf_header) == 40, "on-disk ABI");
 
 /*
  * Every record in a buffer starts with this header.  Records are laid out

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -37,6 +38,7 @@ struct br_store {
 	struct br_uring *uring;
 	struct br_durable dur;
 	uint64_t next_addr;	/* placement cursor, see above */
+	uint32_t nonce;		/* this mount's, never 0 */
 	_Atomic uint64_t buffers, bytes, syncs;
 	struct store_slot slots[BR_RING_MAX_BUFS];
 };
@@ -102,6 +104,9 @@ static void store_dispatch(void *ctx, struct br_ring_buf *b)
 	h->len = br_le32_put(b->used - (uint32_t)sizeof(*h));
 	h->span = br_le32_put(b->span);
 	h->fsid = br_le64_put(s->cfg.fsid);
+	h->nonce = br_le32_put(s->nonce);
+	h->prev_nonce = br_le32_put(seq == s->cfg.next_seq ? s->cfg.prev_nonce
+							   : s->nonce);
 	h->crc = br_le32_put(br_crc32c(0, b->data + 4, b->used - 4));
 	memset(b->data + b->used, 0, b->span - b->used);
 
@@ -129,6 +134,13 @@ int br_store_open(const struct br_store_config *cfg, struct br_store **out)
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->next_addr = cfg->next_addr;
+	do {
+		if (getrandom(&s->nonce, sizeof(s->nonce), 0) !=
+		    sizeof(s->nonce)) {
+			err = -errno;
+			goto err_free;
+		}
+	} while (s->nonce == 0 || s->nonce == cfg->prev_nonce);
 	if (cfg->fd >= 0 && !cfg->path) {
 		s->fd = cfg->fd;
 	} else {
@@ -290,6 +302,11 @@ const uint8_t *br_store_slot(struct br_store *s, unsigned idx)
 int br_store_error(struct br_store *s)
 {
 	return br_ring_error(s->ring);
+}
+
+uint32_t br_store_nonce(const struct br_store *s)
+{
+	return s->nonce;
 }
 
 uint64_t br_store_next_addr(struct br_store *s)

@@ -59,6 +59,8 @@ struct br_store_config {
 	uint64_t next_addr;	/* where the next buffer goes (>= log_start) */
 	uint64_t next_seq;	/* generation of the first buffer (>= 1) */
 	uint64_t fsid;		/* stamped into every buffer header */
+	uint32_t prev_nonce;	/* nonce of the last valid buffer in the log
+				 * (0 after mkfs); see struct br_buf_header */
 	/* Called on the completion thread for every finished buffer, before
 	 * the buffer is reused; may take locks that writers take between
 	 * reserve and commit (the buffer it reports has no writers left). */
@@ -121,6 +123,9 @@ const uint8_t *br_store_slot(struct br_store *s, unsigned idx);
 
 /* The latched error: 0, -EIO or -ENOSPC. */
 int br_store_error(struct br_store *s);
+
+/* This mount's random buffer nonce (see struct br_buf_header). */
+uint32_t br_store_nonce(const struct br_store *s);
 
 /* Log byte address the next buffer will be written at. */
 uint64_t br_store_next_addr(struct br_store *s);

@@ -33,6 +33,7 @@ struct env {
 	pthread_mutex_t lock;
 	uint64_t addr_of[MAX_SEQ];	/* from on_complete */
 	uint32_t used_of[MAX_SEQ];
+	uint32_t nonce;			/* the store's, kept past close */
 	unsigned completions, failed;
 	uint64_t last_done_seq;		/* completion order ... */
 	unsigned out_of_order;		/* ... and how often it went back */
@@ -112,6 +113,8 @@ static struct env *env_new(uint64_t log_size, unsigned nbuf, uint32_t bsize,
 	c.ctx = e;
 	c.fault_ctx = e;
 	assert_int_equal(br_store_open(&c, &e->s), 0);
+	e->nonce = br_store_nonce(e->s);
+	assert_true(e->nonce != 0);
 	return e;
 }
 
@@ -136,6 +139,10 @@ static uint8_t *read_buffer(struct env *e, uint64_t seq, uint32_t *len)
 	assert_int_equal(br_le64_get(h.seq), seq);
 	assert_true(br_le64_get(h.fsid) == FSID);
 	assert_int_equal(br_le32_get(h.span) % 4096, 0);
+	/* the mount chain: the first buffer links to the previous mount's
+	 * nonce (0 here, as after mkfs), every later one to this mount's */
+	assert_int_equal(br_le32_get(h.nonce), e->nonce);
+	assert_int_equal(br_le32_get(h.prev_nonce), seq == 1 ? 0 : e->nonce);
 	*len = br_le32_get(h.len);
 	b = malloc(sizeof(h) + *len);
 	assert_int_equal(pread(e->fd, b, sizeof(h) + *len, (off_t)addr),
@@ -163,7 +170,7 @@ static void test_store_append_sync_reads_back_from_disk(void **state)
 	assert_int_equal(e->addr_of[1], LOG_START);
 	b = read_buffer(e, 1, &len);
 	assert_int_equal(len, br_rec_padded(sizeof(msg)));
-	assert_memory_equal(b + 32, msg, sizeof(msg));
+	assert_memory_equal(b + sizeof(struct br_buf_header), msg, sizeof(msg));
 	free(b);
 	/* a second sync of the same position costs nothing */
 	br_store_stats(e->s, &st);
@@ -269,12 +276,12 @@ static void run_store_stress(enum br_write_mode mode, unsigned threads,
 	/* Every record is on disk exactly once, intact, at the address its
 	 * position says: addr_of[seq] + off. */
 	for (uint64_t seq = 1; seq <= br_pos_seq(last); seq++) {
-		uint32_t len, off = 32;
+		uint32_t len, off = sizeof(struct br_buf_header);
 		uint8_t *b = read_buffer(e, seq, &len);
 
 		if (seq > 1)	/* linear log: buffers back to back */
 			assert_true(e->addr_of[seq] > e->addr_of[seq - 1]);
-		while (off < 32 + len) {
+		while (off < sizeof(struct br_buf_header) + len) {
 			struct rec h;
 			size_t id;
 
@@ -291,7 +298,7 @@ static void run_store_stress(enum br_write_mode mode, unsigned threads,
 						   h.len - sizeof(h)), h.crc);
 			off += br_rec_padded(h.len);
 		}
-		assert_int_equal(off, 32 + len);
+		assert_int_equal(off, sizeof(struct br_buf_header) + len);
 		free(b);
 	}
 	assert_int_equal(found, total);
@@ -419,7 +426,8 @@ static void test_store_transient_and_short_writes_are_retried(void **state)
 		uint32_t len;
 		uint8_t *b = read_buffer(e, br_pos_seq(pos), &len);
 
-		assert_int_equal(b[32 + len - 1 - (br_rec_padded(60000) - 60000)], 99);
+		assert_int_equal(b[sizeof(struct br_buf_header) + len - 1 -
+				   (br_rec_padded(60000) - 60000)], 99);
 		free(b);
 	}
 	env_free(e);
