@@ -150,6 +150,8 @@ uint32_t br_ring_max_record(const struct br_ring *r)
 
 unsigned br_ring_nbuf(const struct br_ring *r) { return r->cfg.nbuf; }
 
+uint32_t br_ring_buf_size(const struct br_ring *r) { return r->cfg.buf_size; }
+
 struct br_ring_buf *br_ring_buf(struct br_ring *r, unsigned idx)
 {
 	return idx < r->cfg.nbuf ? &r->bufs[idx] : NULL;

@@ -123,6 +123,7 @@ int br_ring_error(struct br_ring *r);
 
 uint32_t br_ring_max_record(const struct br_ring *r);
 unsigned br_ring_nbuf(const struct br_ring *r);
+uint32_t br_ring_buf_size(const struct br_ring *r);
 struct br_ring_buf *br_ring_buf(struct br_ring *r, unsigned idx);
 
 /* Generation of the buffer currently accepting writes. */

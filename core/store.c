@@ -123,6 +123,7 @@ int br_store_open(const struct br_store_config *cfg, struct br_store **out)
 	struct br_store *s;
 	struct br_ring_config rc = { 0 };
 	struct br_uring_config uc = { 0 };
+	struct iovec iov[BR_RING_MAX_BUFS];	/* registered by br_uring_open */
 	int err;
 
 	if (cfg->log_start % BR_BLOCK_SIZE || cfg->next_addr % BR_BLOCK_SIZE ||
@@ -171,6 +172,13 @@ int br_store_open(const struct br_store_config *cfg, struct br_store **out)
 		s->slots[i].op.done = store_done;
 	}
 
+	for (unsigned i = 0; i < br_ring_nbuf(s->ring); i++) {
+		iov[i].iov_base = s->slots[i].b->data;
+		iov[i].iov_len = br_ring_buf_size(s->ring);
+		s->slots[i].op.fixed = (int)i;
+	}
+	uc.fixed = iov;
+	uc.nfixed = br_ring_nbuf(s->ring);
 	uc.fd = s->fd;
 	uc.mode = cfg->mode;
 	uc.first_order = cfg->next_seq;
@@ -325,5 +333,6 @@ void br_store_stats(struct br_store *s, struct br_store_stats *st)
 	st->buffers = atomic_load_explicit(&s->buffers, memory_order_relaxed);
 	st->bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
 	st->retries = us.retries;
+	st->fixed_bufs = us.fixed;
 	st->sync_calls = atomic_load_explicit(&s->syncs, memory_order_relaxed);
 }

@@ -136,6 +136,7 @@ struct br_store_stats {
 	uint64_t retries;	/* writes resubmitted after a short or failed write */
 	uint64_t dev_flushes;	/* fdatasync calls */
 	uint64_t sync_calls;	/* br_store_sync calls that had to wait */
+	int fixed_bufs;		/* 1: the ring is registered with io_uring */
 };
 void br_store_stats(struct br_store *s, struct br_store_stats *st);
 

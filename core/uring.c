@@ -50,9 +50,14 @@ static void uring_prep(struct br_uring *u, struct br_uring_op *op,
 			abort();
 		}
 	}
-	io_uring_prep_write(sqe, u->cfg.fd, op->buf + op->_done_bytes,
-			    op->len - op->_done_bytes,
-			    op->off + op->_done_bytes);
+	if (op->fixed >= 0 && u->st.fixed)
+		io_uring_prep_write_fixed(sqe, u->cfg.fd, op->buf + op->_done_bytes,
+					  op->len - op->_done_bytes,
+					  op->off + op->_done_bytes, op->fixed);
+	else
+		io_uring_prep_write(sqe, u->cfg.fd, op->buf + op->_done_bytes,
+				    op->len - op->_done_bytes,
+				    op->off + op->_done_bytes);
 	io_uring_sqe_set_data(sqe, op);
 	sqe->flags |= flags;
 }
@@ -251,6 +256,9 @@ int br_uring_open(const struct br_uring_config *cfg, struct br_uring **out)
 		free(u);
 		return err;
 	}
+	if (cfg->nfixed &&
+	    io_uring_register_buffers(&u->ring, cfg->fixed, cfg->nfixed) == 0)
+		u->st.fixed = 1;
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->idle, NULL);
 	err = -pthread_create(&u->reaper, NULL, uring_reaper, u);

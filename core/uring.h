@@ -24,6 +24,7 @@
 #define BR_URING_H
 
 #include <stdint.h>
+#include <sys/uio.h>
 
 enum br_write_mode {
 	BR_WRITE_TAIL = 0,	/* tail-localised, parallel */
@@ -39,6 +40,7 @@ struct br_uring_op {
 	uint32_t len;		/* multiple of 4096 */
 	uint64_t off;		/* device byte offset, 4096 aligned */
 	uint64_t order;		/* serial mode: submit in this order, no gaps */
+	int fixed;		/* index into cfg.fixed holding buf, or -1 */
 	void (*done)(struct br_uring_op *op, int err);
 	/* private to uring.c */
 	uint32_t _done_bytes;
@@ -52,6 +54,11 @@ struct br_uring_config {
 	enum br_write_mode mode;
 	unsigned max_retries;	/* failed attempts before giving up, default 4 */
 	uint64_t first_order;	/* serial mode: order of the first write */
+	/* Buffers to register with the kernel (io_uring_register_buffers):
+	 * writes from them skip pinning the pages on every I/O.  If the kernel
+	 * refuses (memlock limits), plain writes are used. */
+	const struct iovec *fixed;
+	unsigned nfixed;
 	/* Test hook (fault injection): called with each CQE's result before it
 	 * is acted on; returns the result to use (an -errno to fail the write,
 	 * a smaller count to make it short).  NULL in production. */
@@ -74,6 +81,7 @@ struct br_uring_stats {
 	uint64_t failures;	/* ops given up on */
 	uint64_t submits;	/* io_uring_submit calls */
 	uint64_t cqes;		/* CQEs reaped */
+	int fixed;		/* 1 if registered buffers are in use */
 };
 void br_uring_stats(struct br_uring *u, struct br_uring_stats *st);
 

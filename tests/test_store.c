@@ -379,9 +379,10 @@ static void test_store_group_commit_shares_device_flushes(void **state)
 	for (unsigned i = 0; i < 8; i++)
 		pthread_join(t[i], NULL);
 	br_store_stats(e->s, &st);
-	print_message("group commit: %llu syncs, %llu device flushes\n",
-		      (unsigned long long)waiters,
-		      (unsigned long long)st.dev_flushes);
+	print_message("group commit: %llu syncs, %llu device flushes "
+		      "(registered buffers: %s)\n", (unsigned long long)waiters,
+		      (unsigned long long)st.dev_flushes,
+		      st.fixed_bufs ? "yes" : "no");
 	assert_true(st.dev_flushes > 0);
 	assert_true(st.dev_flushes * 2 < waiters);
 	/* every synced record is on disk where its position says */
