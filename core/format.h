@@ -9,15 +9,40 @@
  * with ~ (the iSCSI convention, as ISA-L's crc32_iscsi and the SSE4.2
  * instruction compute it).
  *
- * Device layout (byte offsets, B = BR_BLOCK_SIZE):
+ * Device layout (byte offsets; B = BR_BLOCK_SIZE = 4096, S = segment size,
+ * n = segment count, D = device size):
  *
- *   0        primary superblock            (one block)
- *   B        checkpoint slot A             (one block)
- *   2B       checkpoint slot B             (one block)
- *   ...      reserved up to the end of segment 0
- *   seg 1..  the log: flushed ring buffers, each starting with a
- *            struct br_buf_header, back to back inside a segment
- *   end - B  backup superblock             (last whole block)
+ *   0          primary superblock, struct br_super_block in the first
+ *              BR_SUPER_SIZE bytes of the block, the rest zero
+ *   B          checkpoint slot 0, struct br_ckpt_slot          (one block)
+ *   2B         checkpoint slot 1, struct br_ckpt_slot          (one block)
+ *   3B .. S    reserved, zero; segment 0 holds no log data
+ *   S .. nS    the log: segments 1 .. n-1.  log_start = S, log_end = n*S.
+ *              Flushed ring buffers, each starting with a struct
+ *              br_buf_header, back to back inside a segment; a buffer never
+ *              crosses a segment boundary.
+ *   nS .. bk   unused tail (less than one segment)
+ *   bk         backup superblock, bk = (D rounded down to B) - B, the last
+ *              whole block of the device
+ *
+ * n is the largest count with n*S <= bk: the last segment never overlaps
+ * the backup superblock.  Example, D = 1 GiB, S = 8 MiB: bk = 1 GiB - 4 KiB,
+ * n = 127, log = [8 MiB, 1016 MiB), 126 log segments.
+ *
+ * Superblock rules that hold in every version, so an old reader can tell a
+ * newer filesystem from a damaged one: the first 16 bytes are crc, version,
+ * magic in that order; the CRC always covers bytes [4, BR_SUPER_SIZE);
+ * new fields are carved from `reserved`, which older writers leave zero.
+ * A reader refuses a version above its own and any incompat feature bit it
+ * does not know; an unknown ro_compat bit allows a read-only mount only;
+ * unknown compat bits are ignored (ext4's rules).
+ *
+ * Checkpoint slots are written alternately (the one not holding the newest
+ * valid checkpoint is overwritten), so a torn slot write leaves the previous
+ * checkpoint intact; the reader takes the valid slot with the highest seq.
+ * mkfs writes slot 0 with seq 1, no checkpoint (ckpt_addr 0) and roll-forward
+ * from (log_start, buffer seq 1), and zeroes slot 1 and the first block of
+ * the log, so a filesystem always has at least one valid slot.
  *
  * The log is a sequence of buffers.  A buffer occupies `span` bytes on disk
  * (a multiple of BR_BLOCK_SIZE); its header is followed by `len` bytes of
@@ -115,5 +140,106 @@ static inline uint32_t br_rec_padded(uint32_t len)
 {
 	return (len + BR_REC_ALIGN - 1) & ~(BR_REC_ALIGN - 1);
 }
+
+/* ------------------------------------------------------------------ */
+/* Superblock and geometry                                              */
+/* ------------------------------------------------------------------ */
+
+#define BR_SUPER_MAGIC 0x215346474e495242ull /* bytes "BRINGFS!" */
+#define BR_SUPER_SIZE 512u		/* on-disk struct; padded in its block */
+#define BR_FORMAT_VERSION 1u		/* highest version this code reads */
+#define BR_SUPER_OFF 0u			/* primary superblock */
+#define BR_SLOT_OFF(which) ((uint64_t)(1u + (which)) * BR_BLOCK_SIZE)
+#define BR_LABEL_MAX 63u		/* label bytes, without the NUL */
+
+/*
+ * Geometry limits, checked by mkfs and on every superblock read.
+ *
+ * Buffer size: one flushed ring buffer at most; the unit of a log write.
+ * 64 KiB keeps the header + CRC overhead below 0.1 % and a write large
+ * enough for O_DIRECT to reach device bandwidth; 64 MiB bounds the ring's
+ * memory (nbuf * buf_size is allocated at mount).
+ *
+ * Segment size: the unit the cleaner reclaims.  A multiple of the buffer
+ * size so buffers tile a segment exactly; at most 1 GiB so one segment's
+ * live data can be moved through the ring in reasonable time.
+ *
+ * Device size: at least BR_DEV_SIZE_MIN and room for BR_LOG_SEGS_MIN log
+ * segments.  With the defaults (8 MiB segments) 64 MiB leaves 6 log
+ * segments (48 MiB): one being filled, one the cleaner writes into and a
+ * few for it to choose from.  Below that a log-structured filesystem spends
+ * its time cleaning.  At most BR_SEG_COUNT_MAX segments so a segment number
+ * fits in 32 bits in the segment usage table.
+ */
+#define BR_BUF_SIZE_MIN (64u << 10)
+#define BR_BUF_SIZE_MAX (64u << 20)
+#define BR_BUF_SIZE_DEFAULT (1u << 20)
+#define BR_SEG_SIZE_MAX (1ull << 30)
+#define BR_SEG_SIZE_DEFAULT (8ull << 20)
+#define BR_DEV_SIZE_MIN (64ull << 20)
+#define BR_LOG_SEGS_MIN 4u
+#define BR_SEG_COUNT_MAX (1ull << 32)
+
+/*
+ * Feature words.  No feature is defined in version 1; the *_SUPP masks are
+ * what this code understands.  Define a bit here with its meaning and add it
+ * to the matching mask when the code supports it.
+ */
+#define BR_FEATURE_COMPAT_SUPP 0ull	/* unknown: ignored */
+#define BR_FEATURE_RO_COMPAT_SUPP 0ull	/* unknown: read-only mount only */
+#define BR_FEATURE_INCOMPAT_SUPP 0ull	/* unknown: refuse to mount */
+
+/* At byte 0 of the device and, as a backup, of its last whole block. */
+struct br_super_block {
+/*000*/	br_le32 crc;		/* crc32c of bytes [4, BR_SUPER_SIZE) */
+	br_le32 version;	/* BR_FORMAT_VERSION of the writer, >= 1 */
+/*008*/	br_le64 magic;		/* BR_SUPER_MAGIC */
+/*010*/	br_le32 block_size;	/* bytes, BR_BLOCK_SIZE */
+	br_le32 buf_size;	/* bytes per log buffer, see limits above */
+/*018*/	br_le64 seg_size;	/* bytes per segment, multiple of buf_size */
+/*020*/	br_le64 dev_size;	/* bytes of the device at mkfs time */
+/*028*/	br_le64 seg_count;	/* n: segments 0 .. n-1, log = 1 .. n-1 */
+/*030*/	br_le64 log_start;	/* byte address of the log, = seg_size */
+/*038*/	br_le64 log_end;	/* one past the last log byte, = n * seg_size */
+/*040*/	br_le64 backup_off;	/* byte address of the backup superblock */
+/*048*/	br_le64 ctime_sec;	/* creation time, seconds since the epoch */
+/*050*/	br_le32 ctime_nsec;	/* nanoseconds, < 1e9 */
+	br_le32 pad0;		/* zero */
+/*058*/	br_le64 feat_compat;	/* BR_FEATURE_COMPAT_* */
+/*060*/	br_le64 feat_ro_compat;	/* BR_FEATURE_RO_COMPAT_* */
+/*068*/	br_le64 feat_incompat;	/* BR_FEATURE_INCOMPAT_* */
+/*070*/	uint8_t uuid[16];	/* libuuid, random; never all zero */
+/*080*/	char label[64];		/* UTF-8, NUL terminated, NUL padded */
+/*0c0*/	uint8_t reserved[320];	/* zero */
+/*200*/
+};
+static_assert(sizeof(struct br_super_block) == BR_SUPER_SIZE, "on-disk ABI");
+
+/* ------------------------------------------------------------------ */
+/* Checkpoint slots                                                     */
+/* ------------------------------------------------------------------ */
+
+#define BR_SLOT_MAGIC 0x54504b43u /* bytes "CKPT" */
+#define BR_SLOT_SIZE 64u
+
+/*
+ * One of the two slots in blocks 1 and 2; the rest of its block is zero.
+ * Recovery loads the checkpoint at ckpt_addr (if any) and replays the log
+ * from roll_addr, where it expects a buffer with sequence roll_seq, up to
+ * the first missing or damaged buffer.  `fsid` ties the slot to the
+ * superblock it was written under.
+ */
+struct br_ckpt_slot {
+/*00*/	br_le32 crc;		/* crc32c of bytes [4, BR_SLOT_SIZE) */
+	br_le32 magic;		/* BR_SLOT_MAGIC */
+/*08*/	br_le64 seq;		/* checkpoint generation, >= 1, +1 per write */
+/*10*/	br_le64 ckpt_addr;	/* log address of the newest checkpoint, 0 = none */
+/*18*/	br_le64 roll_addr;	/* log address where roll-forward starts */
+/*20*/	br_le64 roll_seq;	/* buffer seq expected at roll_addr, >= 1 */
+/*28*/	br_le64 fsid;		/* first 8 bytes of the superblock UUID */
+/*30*/	uint8_t reserved[16];	/* zero */
+/*40*/
+};
+static_assert(sizeof(struct br_ckpt_slot) == BR_SLOT_SIZE, "on-disk ABI");
 
 #endif /* BR_FORMAT_H */

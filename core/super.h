@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Superblock and checkpoint slots: encode, decode with full validation,
+ * and read/write them on a device.  The layout is described in format.h.
+ *
+ * Decoded values live in host-order structs (struct br_super, struct
+ * br_slot); the on-disk structs never leave this module.
+ *
+ * Errors:
+ *   BR_ERR_CORRUPT      the bytes are not a valid superblock / slot: wrong
+ *                       magic, CRC mismatch, impossible geometry, fields
+ *                       that must be zero are not.  Never retried as a
+ *                       different error: bad bytes on disk are reported by
+ *                       this one name.
+ *   BR_ERR_UNSUPPORTED  a valid superblock this code must not mount: a
+ *                       format version above BR_FORMAT_VERSION or an
+ *                       incompat feature bit it does not know.
+ *   other -errno        I/O (pread/pwrite/fdatasync/ioctl) errors.
+ *
+ * Device I/O uses 4096-aligned buffers and whole blocks, so every fd may be
+ * opened O_DIRECT.
+ */
+#ifndef BR_SUPER_H
+#define BR_SUPER_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+#define BR_ERR_CORRUPT (-EUCLEAN)
+#define BR_ERR_UNSUPPORTED (-EPROTONOSUPPORT)
+
+/* A decoded superblock: every field in host order. */
+struct br_super {
+	uint32_t version;	/* format version of the writer */
+	uint32_t block_size;	/* bytes, BR_BLOCK_SIZE */
+	uint32_t buf_size;	/* bytes per log buffer */
+	uint64_t seg_size;	/* bytes per segment */
+	uint64_t dev_size;	/* bytes of the device at mkfs time */
+	uint64_t seg_count;	/* segments including segment 0 */
+	uint64_t log_start;	/* first log byte (= seg_size) */
+	uint64_t log_end;	/* one past the last log byte */
+	uint64_t backup_off;	/* byte address of the backup superblock */
+	uint64_t ctime_sec;	/* creation time */
+	uint32_t ctime_nsec;
+	uint64_t feat_compat;
+	uint64_t feat_ro_compat;
+	uint64_t feat_incompat;
+	uint8_t uuid[16];
+	char label[BR_LABEL_MAX + 1];	/* NUL terminated */
+	bool from_backup;	/* set by br_super_read: primary was unusable */
+};
+
+/* A decoded checkpoint slot. */
+struct br_slot {
+	uint64_t seq;		/* checkpoint generation, >= 1 */
+	uint64_t ckpt_addr;	/* log address of the checkpoint, 0 = none */
+	uint64_t roll_addr;	/* where roll-forward starts */
+	uint64_t roll_seq;	/* buffer seq expected at roll_addr */
+	unsigned which;		/* slot it was read from / is written to: 0, 1 */
+};
+
+/*
+ * Fill the geometry of *sb for a device of dev_size bytes: block, buffer
+ * and segment sizes, segment count, log range, backup offset, version.
+ * Every other field is zeroed (the caller sets uuid, label, ctime).
+ * On failure returns -EINVAL (a size out of range or not aligned) or
+ * -ENOSPC (the device is too small), and when `why` is not NULL writes a
+ * one-line reason with the numbers into it (at most why_len bytes, NUL
+ * terminated), e.g. "size 4096 is below the minimum of 64 MiB".
+ */
+int br_super_geometry(uint64_t dev_size, uint64_t seg_size, uint32_t buf_size,
+		      struct br_super *sb, char *why, size_t why_len);
+
+/*
+ * Validate *sb as br_super_decode would (geometry, label, uuid, features);
+ * 0, BR_ERR_CORRUPT or BR_ERR_UNSUPPORTED; `why` as above (may be NULL).
+ */
+int br_super_check(const struct br_super *sb, char *why, size_t why_len);
+
+/*
+ * Set the label: -ENAMETOOLONG if longer than BR_LABEL_MAX bytes, -EILSEQ
+ * if not valid UTF-8 (overlong forms, surrogates and code points above
+ * U+10FFFF are invalid).
+ */
+int br_super_set_label(struct br_super *sb, const char *label);
+
+/* The fsid stamped into buffer headers and slots: the first 8 UUID bytes
+ * read as a little-endian integer. */
+uint64_t br_super_fsid(const struct br_super *sb);
+
+/* 0 if a read-write mount may proceed, -EROFS if an unknown ro_compat
+ * feature is set. */
+int br_super_can_write(const struct br_super *sb);
+
+/*
+ * Encode *sb (which must pass br_super_check) into `out`, BR_SUPER_SIZE
+ * bytes, CRC included.  -EINVAL if *sb does not pass the check.
+ */
+int br_super_encode(const struct br_super *sb, void *out);
+
+/*
+ * Decode and validate BR_SUPER_SIZE bytes.  BR_ERR_CORRUPT for bad magic,
+ * CRC, geometry, label padding, reserved bytes or an all-zero UUID;
+ * BR_ERR_UNSUPPORTED for a newer version or an unknown incompat feature
+ * (then *sb holds the decoded fields, unchecked, for tools to report).
+ */
+int br_super_decode(const void *in, struct br_super *sb);
+
+/*
+ * Size in bytes of an open regular file (st_size) or block device
+ * (BLKGETSIZE64).  -ENOTBLK for any other file type, -errno otherwise.
+ */
+int br_super_device_size(int fd, uint64_t *size);
+
+/* Byte address of the backup superblock on a device of `dev_size` bytes
+ * (its last whole block); 0 if the device is smaller than two blocks. */
+uint64_t br_super_backup_off(uint64_t dev_size);
+
+/*
+ * Read the superblock of the device open at fd: the primary at offset 0,
+ * and if it is unreadable or BR_ERR_CORRUPT, the backup in the device's
+ * last whole block (sb->from_backup is then true).  A superblock whose
+ * dev_size exceeds the device's present size is BR_ERR_CORRUPT (the
+ * device was truncated).  Returns 0, BR_ERR_UNSUPPORTED (from the first
+ * copy that decodes that far; a newer filesystem is never mounted through
+ * an older backup), or the primary's error when both copies fail.
+ */
+int br_super_read(int fd, struct br_super *sb);
+
+/*
+ * Write the primary superblock, fdatasync, then the backup, fdatasync: a
+ * crash at any point leaves at least one valid copy.  -EINVAL if *sb does
+ * not pass br_super_check, -errno from pwrite/fdatasync (-EIO for a short
+ * write).
+ */
+int br_super_write(int fd, const struct br_super *sb);
+
+/*
+ * Encode/decode one slot (BR_SLOT_SIZE bytes).  Decode checks magic, CRC,
+ * fsid against sb, seq >= 1, roll_seq >= 1, block-aligned addresses inside
+ * [log_start, log_end) (ckpt_addr may be 0), zero reserved bytes; any
+ * failure is BR_ERR_CORRUPT.  Encode returns -EINVAL for a slot that would
+ * not decode.  slot->which is not stored.
+ */
+int br_slot_encode(const struct br_super *sb, const struct br_slot *slot,
+		   void *out);
+int br_slot_decode(const struct br_super *sb, const void *in,
+		   struct br_slot *slot);
+
+/*
+ * Read both slots and return the valid one with the higher seq (which set
+ * to its slot).  BR_ERR_CORRUPT if neither is valid: mkfs writes slot 0,
+ * and slots are written alternately, so a healthy filesystem always has
+ * one.  -errno if a slot cannot be read and the other is not valid.
+ */
+int br_slot_read_newest(int fd, const struct br_super *sb,
+			struct br_slot *slot);
+
+/*
+ * Write *slot into slot `which` (0 or 1; slot->which is ignored) and
+ * fdatasync.  To publish a checkpoint after reading `cur` with
+ * br_slot_read_newest: seq = cur.seq + 1, which = cur.which ^ 1, so the
+ * newest valid slot is never the one being overwritten.  -EINVAL for a bad
+ * slot or `which`, -errno from pwrite/fdatasync.
+ */
+int br_slot_write(int fd, const struct br_super *sb, unsigned which,
+		  const struct br_slot *slot);
+
+/* Write an all-zero block over slot `which` and fdatasync (mkfs). */
+int br_slot_clear(int fd, unsigned which);
+
+#endif /* BR_SUPER_H */
