@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Log chain walker for the crash tests (see chain.h). */
+#include "chain.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+
+static void why_set(char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void why_set(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+}
+
+static int read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done,
+				  (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENODATA;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int chain_open(int fd, struct chain *c, char *why, size_t why_len)
+{
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	err = br_super_read(fd, &c->sb);
+	if (err) {
+		why_set(why, why_len, "superblock: %s", strerror(-err));
+		return err;
+	}
+	err = br_slot_read_newest(fd, &c->sb, &c->slot);
+	if (err) {
+		why_set(why, why_len, "checkpoint slots: %s", strerror(-err));
+		return err;
+	}
+	c->fsid = br_super_fsid(&c->sb);
+	c->end = c->slot.roll_addr;
+	c->next_seq = c->slot.roll_seq;
+	c->nonce = 0;	/* as core/fsys.c: the roll-forward point after mkfs */
+	return 0;
+}
+
+void chain_free(struct chain *c)
+{
+	free(c->v);
+	c->v = NULL;
+	c->n = c->cap = 0;
+}
+
+bool chain_buf_ok(const struct chain *c, const uint8_t *b, uint64_t addr,
+		  uint64_t seq, uint32_t prev_nonce, bool full, char *why,
+		  size_t wl)
+{
+	const struct br_buf_header *h = (const void *)b;
+	uint32_t span = br_le32_get(h->span), len = br_le32_get(h->len);
+
+	if (br_le32_get(h->magic) != BR_BUF_MAGIC) {
+		why_set(why, wl, "no buffer magic at %llu", (unsigned long long)addr);
+		return false;
+	}
+	if (br_le64_get(h->fsid) != c->fsid) {
+		why_set(why, wl, "foreign fsid at %llu", (unsigned long long)addr);
+		return false;
+	}
+	if (br_le64_get(h->seq) != seq) {
+		why_set(why, wl, "seq %llu at %llu, expected %llu",
+			(unsigned long long)br_le64_get(h->seq),
+			(unsigned long long)addr, (unsigned long long)seq);
+		return false;
+	}
+	if (br_le32_get(h->prev_nonce) != prev_nonce) {
+		why_set(why, wl, "nonce chain broken at %llu (prev_nonce %08x, expected %08x)",
+			(unsigned long long)addr, br_le32_get(h->prev_nonce), prev_nonce);
+		return false;
+	}
+	if (span == 0 || span % BR_BLOCK_SIZE || span > BR_BUF_SIZE_MAX ||
+	    len > span - sizeof(*h) || addr + span > c->sb.log_end) {
+		why_set(why, wl, "bad span/len %u/%u at %llu", span, len,
+			(unsigned long long)addr);
+		return false;
+	}
+	if (!full)
+		return true;
+	if (br_crc32c(0, b + 4, sizeof(*h) - 4 + len) != br_le32_get(h->crc)) {
+		why_set(why, wl, "CRC mismatch at %llu", (unsigned long long)addr);
+		return false;
+	}
+	for (uint32_t off = 0; off < len;) {
+		const struct br_rec_header *r = (const void *)(b + sizeof(*h) + off);
+		uint32_t rl;
+
+		if (len - off < sizeof(*r)) {
+			why_set(why, wl, "record header cut at %llu", (unsigned long long)addr);
+			return false;
+		}
+		rl = br_le32_get(r->len);
+		if (rl < sizeof(*r) || br_rec_padded(rl) > len - off) {
+			why_set(why, wl, "record length %u at %llu+%u", rl,
+				(unsigned long long)addr, off);
+			return false;
+		}
+		off += br_rec_padded(rl);
+	}
+	return true;
+}
+
+long chain_walk(int fd, struct chain *c, bool full)
+{
+	static uint8_t *buf;	/* grows, reused: tests are single-threaded */
+	static size_t cap;
+	long added = 0;
+
+	for (;;) {
+		uint64_t addr = c->end;
+		const struct br_buf_header *h;
+		uint32_t span;
+		int err;
+
+		if (addr + BR_BLOCK_SIZE > c->sb.log_end) {
+			why_set(c->stop, sizeof(c->stop), "end of the log area");
+			break;
+		}
+		if (cap < BR_BLOCK_SIZE) {
+			free(buf);
+			buf = malloc(BR_BLOCK_SIZE);
+			if (!buf)
+				return -ENOMEM;
+			cap = BR_BLOCK_SIZE;
+		}
+		err = read_at(fd, buf, BR_BLOCK_SIZE, addr);
+		if (err == -ENODATA) {
+			why_set(c->stop, sizeof(c->stop), "end of the image");
+			break;
+		}
+		if (err)
+			return err;
+		if (!chain_buf_ok(c, buf, addr, c->next_seq, c->nonce, false,
+				  c->stop, sizeof(c->stop)))
+			break;
+		h = (const void *)buf;
+		span = br_le32_get(h->span);
+		if (full) {
+			if (span > cap) {
+				uint8_t *nb = realloc(buf, span);
+
+				if (!nb)
+					return -ENOMEM;
+				buf = nb;
+				cap = span;
+			}
+			if (span > BR_BLOCK_SIZE) {
+				err = read_at(fd, buf + BR_BLOCK_SIZE,
+					      span - BR_BLOCK_SIZE, addr + BR_BLOCK_SIZE);
+				if (err == -ENODATA) {
+					why_set(c->stop, sizeof(c->stop), "buffer cut by the end of the image");
+					break;
+				}
+				if (err)
+					return err;
+			}
+			if (!chain_buf_ok(c, buf, addr, c->next_seq, c->nonce, true,
+					  c->stop, sizeof(c->stop)))
+				break;
+		}
+		h = (const void *)buf;
+		if (c->n == c->cap) {
+			size_t nc = c->cap ? 2 * c->cap : 256;
+			struct chain_buf *v = realloc(c->v, nc * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			c->v = v;
+			c->cap = nc;
+		}
+		c->v[c->n++] = (struct chain_buf){
+			.addr = addr, .seq = c->next_seq, .span = span,
+			.len = br_le32_get(h->len), .nonce = br_le32_get(h->nonce),
+			.prev_nonce = br_le32_get(h->prev_nonce),
+		};
+		c->end = addr + span;
+		c->next_seq++;
+		c->nonce = br_le32_get(h->nonce);
+		added++;
+	}
+	return added;
+}
