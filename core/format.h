@@ -242,4 +242,129 @@ struct br_ckpt_slot {
 };
 static_assert(sizeof(struct br_ckpt_slot) == BR_SLOT_SIZE, "on-disk ABI");
 
+/* ------------------------------------------------------------------ */
+/* Metadata records (the filesystem: core/fsys, core/apply)             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Each metadata record describes one whole change, so replay applies it
+ * entirely or not at all (a record lives in one buffer; a buffer is valid
+ * or not).  Replay applies records in log order with the same code the
+ * mounted filesystem uses, so the log alone rebuilds the tree.
+ *
+ * Names are raw bytes, 1..255, no '/' and no NUL, not NUL-terminated, and
+ * follow the fixed part of the record (in the order the struct says).
+ * Times are seconds (signed, since the epoch) + nanoseconds (< 1e9).
+ * Inode numbers are never reused: a record about an inode that an earlier
+ * record deleted is skipped by replay (an unlinked file still open may be
+ * written and changed until it is closed).  h.ino names the inode the
+ * record is about; h.flags is 0.
+ *
+ * nlink is not stored: it follows from CREATE / LINK / UNLINK / RENAME
+ * (files: number of names; directories: 2 + subdirectories).  A file's size
+ * changes through BR_REC_DATA (size = max(size, off + bytes)) and
+ * BR_REC_INODE (size set exactly: data past it is dropped).
+ */
+enum br_meta_rec_type {
+	BR_REC_INODE = 16,	/* br_rec_inode: attributes and size */
+	BR_REC_CREATE = 17,	/* br_rec_create + name [+ symlink target] */
+	BR_REC_LINK = 18,	/* br_rec_link + name: new name for h.ino */
+	BR_REC_UNLINK = 19,	/* br_rec_link + name: remove the name */
+	BR_REC_RENAME = 20,	/* br_rec_rename + old name + new name */
+	BR_REC_PUNCH = 21,	/* br_rec_punch: drop file data in a range */
+	BR_REC_XATTR_SET = 22,	/* br_rec_xattr + name + value */
+	BR_REC_XATTR_DEL = 23,	/* br_rec_xattr + name (value_len 0) */
+};
+
+struct br_disk_time {
+/*00*/	br_le64 sec;		/* seconds since the epoch, two's complement */
+/*08*/	br_le32 nsec;		/* < 1e9 */
+	br_le32 pad;		/* zero */
+};
+static_assert(sizeof(struct br_disk_time) == 16, "on-disk ABI");
+
+/* Everything about an inode except nlink and its data. */
+struct br_disk_attr {
+/*00*/	br_le32 mode;		/* S_IFMT type bits + permission bits */
+	br_le32 uid;
+/*08*/	br_le32 gid;
+	br_le32 pad;		/* zero */
+/*10*/	br_le64 rdev;		/* device number for S_IFCHR / S_IFBLK */
+/*18*/	br_le64 size;		/* bytes; regular files and symlinks */
+/*20*/	struct br_disk_time atime;
+/*30*/	struct br_disk_time mtime;
+/*40*/	struct br_disk_time ctime;
+};
+static_assert(sizeof(struct br_disk_attr) == 80, "on-disk ABI");
+
+/* setattr, truncate, and the lazily logged times of a written file.  The
+ * type bits of attr.mode must match the inode's. */
+struct br_rec_inode {
+/*00*/	struct br_rec_header h;	/* BR_REC_INODE */
+/*10*/	struct br_disk_attr attr;
+};
+static_assert(sizeof(struct br_rec_inode) == 96, "on-disk ABI");
+
+/* A new inode h.ino (never used before) named `name` in `parent`; the root
+ * directory is created with parent 0 and no name.  The parent's mtime and
+ * ctime become attr.ctime. */
+struct br_rec_create {
+/*00*/	struct br_rec_header h;	/* BR_REC_CREATE */
+/*10*/	br_le64 parent;		/* directory inode, 0 for the root */
+/*18*/	struct br_disk_attr attr;
+/*68*/	br_le16 name_len;	/* bytes of name after the struct */
+	br_le16 pad;		/* zero */
+	br_le32 target_len;	/* symlinks: bytes of target after the name */
+};
+static_assert(sizeof(struct br_rec_create) == 112, "on-disk ABI");
+
+/* LINK: add name -> h.ino in parent.  UNLINK: remove name (which must name
+ * h.ino) from parent; an inode left with no name is deleted. */
+struct br_rec_link {
+/*00*/	struct br_rec_header h;	/* BR_REC_LINK or BR_REC_UNLINK */
+/*10*/	br_le64 parent;
+/*18*/	struct br_disk_time time;	/* new ctime / parent mtime */
+/*28*/	br_le16 name_len;
+	br_le16 pad;
+	br_le32 pad2;
+};
+static_assert(sizeof(struct br_rec_link) == 48, "on-disk ABI");
+
+#define BR_RENAME_NOREPLACE 1u	/* as RENAME_NOREPLACE */
+#define BR_RENAME_EXCHANGE 2u	/* as RENAME_EXCHANGE */
+
+/* Move old_parent/old name (which is h.ino) to new_parent/new name,
+ * replacing what the new name held (not with EXCHANGE: swap the two). */
+struct br_rec_rename {
+/*00*/	struct br_rec_header h;	/* BR_REC_RENAME */
+/*10*/	br_le64 old_parent;
+/*18*/	br_le64 new_parent;
+/*20*/	struct br_disk_time time;
+/*30*/	br_le32 flags;		/* BR_RENAME_* */
+	br_le16 old_len;
+	br_le16 new_len;
+};
+static_assert(sizeof(struct br_rec_rename) == 56, "on-disk ABI");
+
+/* Drop the data of h.ino in [off, off + len): fallocate(PUNCH_HOLE). */
+struct br_rec_punch {
+/*00*/	struct br_rec_header h;	/* BR_REC_PUNCH */
+/*10*/	br_le64 off;
+/*18*/	br_le64 len;
+/*20*/	struct br_disk_time time;	/* new mtime and ctime */
+};
+static_assert(sizeof(struct br_rec_punch) == 48, "on-disk ABI");
+
+/* Set (create or replace) or remove one extended attribute of h.ino. */
+struct br_rec_xattr {
+/*00*/	struct br_rec_header h;	/* BR_REC_XATTR_SET or BR_REC_XATTR_DEL */
+/*10*/	struct br_disk_time time;	/* new ctime */
+/*20*/	br_le16 name_len;	/* 1..255 */
+	br_le16 pad;
+	br_le32 value_len;	/* 0..65536 */
+};
+static_assert(sizeof(struct br_rec_xattr) == 40, "on-disk ABI");
+
+/* --- end of metadata records --------------------------------------- */
+
 #endif /* BR_FORMAT_H */

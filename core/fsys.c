@@ -1,0 +1,1516 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The filesystem operations (fsys.h) over the map and the store.
+ *
+ * Every change follows one pattern, under the lock that orders it (ns_lock
+ * for the namespace, the inode's stripe lock for its data and attributes;
+ * see struct br_fs for the order):
+ *
+ *   1. check it against the map (fs_apply dry run, map_lock read) and
+ *      build its record;
+ *   2. br_store_reserve (no map lock: reserve may wait for a completion,
+ *      whose callback takes map_lock) and copy the record in;
+ *   3. map_lock write: fs_apply (the same code replay uses);
+ *   4. br_store_commit.
+ *
+ * If step 3 fails (only -ENOMEM can, after a successful check) the record
+ * is turned into BR_REC_PAD before the commit, so the log never holds a
+ * change the map does not.
+ *
+ * Data: a write is cut into records of at most max_data bytes; each becomes
+ * a pending extent pointing into its ring slot, and the (ino, chunk) pairs
+ * are remembered per slot, so on_complete switches exactly those chunks to
+ * durable addresses.  A read copies pending bytes from the slot under
+ * map_lock (on_complete, which precedes the slot's reuse, needs map_lock
+ * for writing) and reads durable bytes with O_DIRECT after dropping it:
+ * log space is never reused while mounted (no cleaner yet), so an address
+ * seen under the lock stays valid.  The cleaner will need an epoch here.
+ *
+ * Times: metadata records carry their time; data records do not, so a
+ * write updates mtime/ctime in memory and marks the inode attr_dirty, and
+ * the times reach the log in a BR_REC_INODE record at flush (close),
+ * fsync, or unmount.  Likewise atime (relatime rule).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "fsys_int.h"
+
+#define MAX_FILE_SIZE ((uint64_t)INT64_MAX)
+#define MAX_DATA_PER_RECORD (256u << 10)
+#define MAX_LINKS 65000u
+#define XATTR_VALUE_MAX 65536u
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                              */
+/* ------------------------------------------------------------------ */
+
+static struct timespec now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts;
+}
+
+static pthread_mutex_t *ilock(struct br_fs *fs, uint64_t ino)
+{
+	return &fs->ilock[(ino * 0x9e3779b97f4a7c15ull) >> 58];
+}
+
+static void rdlock(struct br_fs *fs) { pthread_rwlock_rdlock(&fs->map_lock); }
+static void wrlock(struct br_fs *fs) { pthread_rwlock_wrlock(&fs->map_lock); }
+static void unlock(struct br_fs *fs) { pthread_rwlock_unlock(&fs->map_lock); }
+
+static struct br_inode *find(struct br_fs *fs, uint64_t ino)
+{
+	return br_map_inode_find(&fs->map, ino);
+}
+
+/* map_lock held (read is enough). */
+static void pin(struct br_inode *in)
+{
+	__atomic_add_fetch(&in->pins, 1, __ATOMIC_RELAXED);
+}
+
+static void unpin(struct br_fs *fs, struct br_inode *in)
+{
+	uint64_t ino = in->ino;
+	bool doomed;
+
+	rdlock(fs);
+	/* acq_rel: pairs with the acquire load in fs_inode_maybe_free, so a
+	 * freeing thread sees everything we did to the inode */
+	doomed = __atomic_sub_fetch(&in->pins, 1, __ATOMIC_ACQ_REL) == 0 &&
+		 in->nlink == 0;
+	unlock(fs);
+	if (!doomed)
+		return;
+	wrlock(fs);
+	in = find(fs, ino);
+	if (in)
+		fs_inode_maybe_free(fs, in);
+	unlock(fs);
+}
+
+/* Pin a live inode by number: -ENOENT. */
+static int get(struct br_fs *fs, uint64_t ino, struct br_inode **out)
+{
+	struct br_inode *in;
+
+	rdlock(fs);
+	in = find(fs, ino);
+	if (in)
+		pin(in);
+	unlock(fs);
+	*out = in;
+	return in ? 0 : -ENOENT;
+}
+
+static void fill_stat(const struct br_inode *in, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_blksize = BR_BLOCK_SIZE;
+	if (S_ISDIR(in->mode)) {
+		st->st_size = BR_BLOCK_SIZE;
+		st->st_blocks = BR_BLOCK_SIZE / 512;
+	} else {
+		st->st_size = (off_t)in->size;
+		st->st_blocks = (blkcnt_t)(((in->ext.bytes + BR_BLOCK_SIZE - 1) &
+					    ~(uint64_t)(BR_BLOCK_SIZE - 1)) / 512);
+	}
+	st->st_atim = in->atime;
+	st->st_mtim = in->mtime;
+	st->st_ctim = in->ctime;
+}
+
+static int check_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len > BR_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (len == 0)
+		return -ENOENT;
+	if (strchr(name, '/'))
+		return -EINVAL;
+	return 0;
+}
+
+/* A live directory for a namespace change: -ENOENT, -ENOTDIR. */
+static int get_dir(struct br_fs *fs, uint64_t ino, struct br_inode **out)
+{
+	struct br_inode *d = find(fs, ino);
+
+	if (!d)
+		return -ENOENT;
+	if (!S_ISDIR(d->mode))
+		return -ENOTDIR;
+	if (d->nlink == 0)
+		return -ENOENT;
+	*out = d;
+	return 0;
+}
+
+/*
+ * Steps 2-4 of the pattern above for a metadata record `rec` of `len`
+ * bytes that passed its dry run.
+ */
+static int log_record(struct br_fs *fs, const void *rec, uint32_t len,
+		      uint64_t *pos)
+{
+	struct br_resv r;
+	struct fs_apply ax = { 0 };
+	int err;
+
+	err = br_store_reserve(fs->store, len, &r);
+	if (err)
+		return err;
+	memcpy(r.ptr, rec, len);
+	ax.pos = r.pos;
+	wrlock(fs);
+	err = fs_apply(fs, rec, len, &ax);
+	unlock(fs);
+	if (err)
+		((struct br_rec_header *)r.ptr)->type = br_le16_put(BR_REC_PAD);
+	br_store_commit(fs->store, &r);
+	if (!err && pos)
+		*pos = r.pos;
+	return err == BR_ERR_CORRUPT ? -EIO : err;
+}
+
+/* Dry run under map_lock read; a contradiction here is a caller error
+ * the checks before should have caught: report it as EIO. */
+static int check_record(struct br_fs *fs, const void *rec, uint32_t len)
+{
+	struct fs_apply ax = { .dry = true };
+	int err = fs_apply(fs, rec, len, &ax);
+
+	return err == BR_ERR_CORRUPT ? -EIO : err;
+}
+
+static void rec_init(struct br_rec_header *h, uint16_t type, uint32_t len,
+		     uint64_t ino)
+{
+	h->type = br_le16_put(type);
+	h->flags = br_le16_put(0);
+	h->len = br_le32_put(len);
+	h->ino = br_le64_put(ino);
+}
+
+/* Log the inode's attributes if times changed since its last record.
+ * Caller holds the inode's stripe lock and a pin. */
+static int flush_attrs(struct br_fs *fs, struct br_inode *in)
+{
+	struct br_rec_inode rec;
+	bool dirty;
+
+	memset(&rec, 0, sizeof(rec));
+	rdlock(fs);
+	dirty = in->attr_dirty && in->nlink > 0;
+	if (dirty) {
+		rec_init(&rec.h, BR_REC_INODE, sizeof(rec), in->ino);
+		fs_attr_put(in, &rec.attr);
+	}
+	unlock(fs);
+	if (!dirty)
+		return 0;
+	return log_record(fs, &rec, sizeof(rec), NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion: pending -> durable                                       */
+/* ------------------------------------------------------------------ */
+
+static void on_complete(void *ctx, const struct br_store_done *done)
+{
+	struct br_fs *fs = ctx;
+	struct fs_slot_list *l = &fs->slot[done->idx];
+
+	if (done->err)
+		return;	/* the store keeps the buffer: reads stay served
+			 * from memory, nothing becomes durable */
+	wrlock(fs);
+	for (size_t i = 0; i < l->n; i++) {
+		struct br_inode *in = find(fs, l->v[i].ino);
+
+		if (in)
+			br_extmap_complete(&in->ext, l->v[i].key, done->idx,
+					   done->seq, done->addr);
+	}
+	l->n = 0;
+	unlock(fs);
+}
+
+/* Room for the chunks [k0, k1] in slot idx (map_lock write held). */
+static int slot_note(struct br_fs *fs, unsigned idx, uint64_t ino,
+		     uint64_t k0, uint64_t k1)
+{
+	struct fs_slot_list *l = &fs->slot[idx];
+	size_t need = l->n + (size_t)(k1 - k0 + 1);
+
+	if (need > l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct fs_pending *v;
+
+		while (cap < need)
+			cap *= 2;
+		v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	for (uint64_t k = k0; k <= k1; k++) {
+		if (l->n && l->v[l->n - 1].ino == ino && l->v[l->n - 1].key == k)
+			continue;
+		l->v[l->n].ino = ino;
+		l->v[l->n].key = k;
+		l->n++;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open / close                                                         */
+/* ------------------------------------------------------------------ */
+
+struct replay_ctx {
+	struct br_fs *fs;
+	uint64_t bad_addr;
+	int bad_type;
+};
+
+static int replay_record(void *ctx, const struct br_rec_header *h,
+			 uint32_t len, uint64_t addr)
+{
+	struct replay_ctx *rc = ctx;
+	struct fs_apply ax = {
+		.data = { .kind = BR_EXT_DURABLE,
+			  .v = addr + sizeof(struct br_rec_data) },
+	};
+	int err = fs_apply(rc->fs, h, len, &ax);
+
+	if (err) {
+		rc->bad_addr = addr;
+		rc->bad_type = br_le16_get(h->type);
+	}
+	return err;
+}
+
+static void why_set(char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void why_set(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+}
+
+static int create_root(struct br_fs *fs, const struct br_fs_options *opt)
+{
+	struct br_rec_create rec;
+	struct br_inode tmp = { .mode = S_IFDIR | 0755 };
+	struct timespec t = now();
+
+	memset(&rec, 0, sizeof(rec));
+	rec_init(&rec.h, BR_REC_CREATE, sizeof(rec), BR_ROOT_INO);
+	tmp.uid = opt->root_uid;
+	tmp.gid = opt->root_gid;
+	tmp.atime = tmp.mtime = tmp.ctime = t;
+	fs_attr_put(&tmp, &rec.attr);
+	return log_record(fs, &rec, sizeof(rec), NULL);
+}
+
+static void fs_free(struct br_fs *fs)
+{
+	br_map_free(&fs->map, NULL);
+	for (unsigned i = 0; i < BR_RING_MAX_BUFS; i++)
+		free(fs->slot[i].v);
+	if (fs->rfd >= 0)
+		close(fs->rfd);
+	if (fs->fd >= 0)
+		close(fs->fd);	/* drops the flock */
+	for (unsigned i = 0; i < FS_INODE_LOCKS; i++)
+		pthread_mutex_destroy(&fs->ilock[i]);
+	pthread_mutex_destroy(&fs->ns_lock);
+	pthread_rwlock_destroy(&fs->map_lock);
+	free(fs);
+}
+
+int br_fs_open(const char *image, const struct br_fs_options *opt,
+	       struct br_fs **out, char *why, size_t why_len)
+{
+	struct br_fs_options defopt = { 0 };
+	struct br_store_config sc = { 0 };
+	struct br_replay rp = { 0 };
+	struct replay_ctx rc = { 0 };
+	struct br_slot slot;
+	struct br_fs *fs;
+	int err;
+
+	if (!opt)
+		opt = &defopt;
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	fs->fd = fs->rfd = -1;
+	pthread_mutex_init(&fs->ns_lock, NULL);
+	for (unsigned i = 0; i < FS_INODE_LOCKS; i++)
+		pthread_mutex_init(&fs->ilock[i], NULL);
+	pthread_rwlock_init(&fs->map_lock, NULL);
+	br_map_init(&fs->map);
+
+	fs->fd = open(image, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (fs->fd < 0) {
+		err = -errno;
+		why_set(why, why_len, "cannot open %s: %s", image, strerror(errno));
+		goto fail;
+	}
+	if (flock(fs->fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		why_set(why, why_len, err == -EBUSY ?
+			"%s is already mounted (or in use by another bringfs tool)" :
+			"cannot lock %s: %s", image, strerror(-err));
+		goto fail;
+	}
+	err = br_super_read(fs->fd, &fs->sb);
+	if (err == BR_ERR_UNSUPPORTED) {
+		why_set(why, why_len, "%s has format version %u or features this bringfs (format %u) does not support",
+			image, fs->sb.version, BR_FORMAT_VERSION);
+		goto fail;
+	}
+	if (err == BR_ERR_CORRUPT) {
+		why_set(why, why_len, "%s is not a bringfs filesystem (no valid superblock, primary or backup)", image);
+		goto fail;
+	}
+	if (err) {
+		why_set(why, why_len, "cannot read the superblock of %s: %s", image, strerror(-err));
+		goto fail;
+	}
+	err = br_super_can_write(&fs->sb);
+	if (err) {
+		why_set(why, why_len, "%s has read-only-compatible features this bringfs cannot write", image);
+		goto fail;
+	}
+	fs->fsid = br_super_fsid(&fs->sb);
+	err = br_slot_read_newest(fs->fd, &fs->sb, &slot);
+	if (err) {
+		why_set(why, why_len, "%s: no valid checkpoint slot: %s", image,
+			err == BR_ERR_CORRUPT ? "both are damaged" : strerror(-err));
+		goto fail;
+	}
+	if (slot.ckpt_addr) {
+		err = BR_ERR_UNSUPPORTED;
+		why_set(why, why_len, "%s has a checkpoint, which this bringfs cannot load yet", image);
+		goto fail;
+	}
+	fs->rfd = open(image, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fs->rfd < 0) {
+		err = -errno;
+		why_set(why, why_len, "cannot open %s: %s", image, strerror(errno));
+		goto fail;
+	}
+
+	fs->replaying = true;
+	rc.fs = fs;
+	rp.fd = fs->rfd;
+	rp.fsid = fs->fsid;
+	rp.log_start = fs->sb.log_start;
+	rp.log_end = fs->sb.log_end;
+	rp.addr = slot.roll_addr;
+	rp.seq = slot.roll_seq;
+	rp.fn = replay_record;
+	rp.ctx = &rc;
+	err = br_replay_scan(&rp);
+	fs->replaying = false;
+	if (err == BR_ERR_CORRUPT) {
+		why_set(why, why_len, "%s: log record of type %d at byte %llu contradicts the records before it",
+			image, rc.bad_type, (unsigned long long)rc.bad_addr);
+		goto fail;
+	}
+	if (err) {
+		why_set(why, why_len, "%s: reading the log failed: %s", image, strerror(-err));
+		goto fail;
+	}
+	fs->replayed_buffers = rp.buffers;
+	fs->replayed_records = rp.records;
+
+	sc.fd = fs->fd;
+	sc.nbuf = opt->nbuf;
+	sc.buf_size = opt->buf_size ? opt->buf_size : fs->sb.buf_size;
+	sc.mode = opt->mode;
+	sc.log_start = fs->sb.log_start;
+	sc.log_end = fs->sb.log_end;
+	sc.next_addr = rp.addr;
+	sc.next_seq = rp.seq;
+	sc.fsid = fs->fsid;
+	sc.prev_nonce = rp.nonce;
+	sc.on_complete = on_complete;
+	sc.ctx = fs;
+	err = br_store_open(&sc, &fs->store);
+	if (err) {
+		why_set(why, why_len, "cannot start the log on %s: %s", image, strerror(-err));
+		goto fail;
+	}
+	fs->max_data = br_store_max_record(fs->store) - (uint32_t)sizeof(struct br_rec_data);
+	if (fs->max_data > MAX_DATA_PER_RECORD)
+		fs->max_data = MAX_DATA_PER_RECORD;
+	if (!find(fs, BR_ROOT_INO)) {
+		err = create_root(fs, opt);
+		if (err) {
+			why_set(why, why_len, "cannot create the root directory on %s: %s",
+				image, strerror(-err));
+			br_store_close(fs->store);
+			goto fail;
+		}
+	}
+	*out = fs;
+	return 0;
+
+fail:
+	fs_free(fs);
+	return err;
+}
+
+int br_fs_close(struct br_fs *fs)
+{
+	struct br_inode *in, *tmp;
+	int err;
+
+	if (!fs)
+		return 0;
+	HASH_ITER(hh, fs->map.inodes, in, tmp) {
+		if (in->attr_dirty && in->nlink > 0) {
+			pin(in);
+			flush_attrs(fs, in);
+			unpin(fs, in);
+		}
+	}
+	err = br_store_close(fs->store);
+	fs_free(fs);
+	return err;
+}
+
+void br_fs_info(struct br_fs *fs, struct br_fs_info *info)
+{
+	rdlock(fs);
+	info->inodes = fs->map.ninodes;
+	unlock(fs);
+	info->replayed_buffers = fs->replayed_buffers;
+	info->replayed_records = fs->replayed_records;
+	info->log_start = fs->sb.log_start;
+	info->log_end = fs->sb.log_end;
+	info->log_next = br_store_next_addr(fs->store);
+}
+
+/* ------------------------------------------------------------------ */
+/* Names                                                                */
+/* ------------------------------------------------------------------ */
+
+int br_fs_lookup(struct br_fs *fs, uint64_t parent, const char *name,
+		 struct stat *st)
+{
+	struct br_inode *d, *in;
+	struct br_dirent *de;
+	size_t len = strlen(name);
+	int err = 0;
+
+	if (len > BR_NAME_MAX)
+		return -ENAMETOOLONG;
+	rdlock(fs);
+	d = find(fs, parent);
+	if (!d)
+		err = -ENOENT;
+	else if (!S_ISDIR(d->mode))
+		err = -ENOTDIR;
+	if (err)
+		goto out;
+	if (len == 1 && name[0] == '.')
+		in = d;
+	else if (len == 2 && name[0] == '.' && name[1] == '.')
+		in = find(fs, d->parent);
+	else
+		in = (de = br_dir_find(&d->dir, name, len)) ? find(fs, de->ino) : NULL;
+	if (!in) {
+		err = -ENOENT;
+		goto out;
+	}
+	__atomic_add_fetch(&in->nlookup, 1, __ATOMIC_RELAXED);
+	fill_stat(in, st);
+out:
+	unlock(fs);
+	return err;
+}
+
+void br_fs_forget(struct br_fs *fs, uint64_t ino, uint64_t n)
+{
+	struct br_inode *in;
+
+	wrlock(fs);
+	in = find(fs, ino);
+	if (in) {
+		in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
+		fs_inode_maybe_free(fs, in);
+	}
+	unlock(fs);
+}
+
+/* The new inode's entry: one lookup count and its attributes. */
+static void entry_out(struct br_fs *fs, uint64_t ino, struct stat *st)
+{
+	struct br_inode *in;
+
+	rdlock(fs);
+	in = find(fs, ino);
+	if (in) {
+		__atomic_add_fetch(&in->nlookup, 1, __ATOMIC_RELAXED);
+		if (st)
+			fill_stat(in, st);
+	}
+	unlock(fs);
+}
+
+static int create(struct br_fs *fs, uint64_t parent, const char *name,
+		  uint32_t mode, uint64_t rdev, const char *target,
+		  const struct br_cred *cr, struct stat *st)
+{
+	size_t nl = strlen(name), tl = target ? strlen(target) : 0;
+	struct br_rec_create *rec;
+	struct br_inode tmp = { 0 }, *d;
+	uint32_t len;
+	uint64_t ino;
+	int err;
+
+	err = check_name(name);
+	if (err)
+		return err;
+	if (target && tl == 0)
+		return -ENOENT;
+	if (tl >= 4096)
+		return -ENAMETOOLONG;
+	len = (uint32_t)(sizeof(*rec) + nl + tl);
+	rec = calloc(1, len);
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->ns_lock);
+	rdlock(fs);
+	err = get_dir(fs, parent, &d);
+	if (!err && br_dir_find(&d->dir, name, nl))
+		err = -EEXIST;
+	if (!err && S_ISDIR(mode) && d->nlink >= MAX_LINKS)
+		err = -EMLINK;
+	if (err) {
+		unlock(fs);
+		goto out;
+	}
+	ino = fs->map.next_ino;
+	tmp.mode = mode;
+	tmp.uid = cr ? cr->uid : 0;
+	tmp.gid = cr ? cr->gid : 0;
+	if (d->mode & S_ISGID) {
+		tmp.gid = d->gid;
+		if (S_ISDIR(mode))
+			tmp.mode |= S_ISGID;
+	}
+	tmp.rdev = rdev;
+	tmp.atime = tmp.mtime = tmp.ctime = now();
+	rec_init(&rec->h, BR_REC_CREATE, len, ino);
+	rec->parent = br_le64_put(parent);
+	fs_attr_put(&tmp, &rec->attr);
+	rec->name_len = br_le16_put((uint16_t)nl);
+	rec->target_len = br_le32_put((uint32_t)tl);
+	memcpy(rec + 1, name, nl);
+	if (tl)
+		memcpy((char *)(rec + 1) + nl, target, tl);
+	err = check_record(fs, rec, len);
+	unlock(fs);
+	if (!err)
+		err = log_record(fs, rec, len, NULL);
+	if (!err)
+		entry_out(fs, ino, st);
+out:
+	pthread_mutex_unlock(&fs->ns_lock);
+	free(rec);
+	return err;
+}
+
+int br_fs_mknod(struct br_fs *fs, uint64_t parent, const char *name,
+		uint32_t mode, uint64_t rdev, const struct br_cred *cr,
+		struct stat *st)
+{
+	if ((mode & S_IFMT) == 0)
+		mode |= S_IFREG;
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFIFO: case S_IFSOCK:
+		rdev = 0;
+		break;
+	case S_IFCHR: case S_IFBLK:
+		break;
+	default:
+		return -EINVAL;
+	}
+	return create(fs, parent, name, mode & (S_IFMT | 07777), rdev, NULL,
+		      cr, st);
+}
+
+int br_fs_mkdir(struct br_fs *fs, uint64_t parent, const char *name,
+		uint32_t mode, const struct br_cred *cr, struct stat *st)
+{
+	return create(fs, parent, name, S_IFDIR | (mode & 07777), 0, NULL,
+		      cr, st);
+}
+
+int br_fs_symlink(struct br_fs *fs, uint64_t parent, const char *name,
+		  const char *target, const struct br_cred *cr,
+		  struct stat *st)
+{
+	return create(fs, parent, name, S_IFLNK | 0777, 0, target, cr, st);
+}
+
+ssize_t br_fs_readlink(struct br_fs *fs, uint64_t ino, char *buf,
+		       size_t size)
+{
+	struct br_inode *in;
+	ssize_t n;
+
+	rdlock(fs);
+	in = find(fs, ino);
+	if (!in) {
+		n = -ENOENT;
+	} else if (!S_ISLNK(in->mode) || !in->target) {
+		n = -EINVAL;
+	} else {
+		n = (ssize_t)strlen(in->target);
+		if ((size_t)n > size)
+			n = (ssize_t)size;
+		memcpy(buf, in->target, (size_t)n);
+	}
+	unlock(fs);
+	return n;
+}
+
+int br_fs_link(struct br_fs *fs, uint64_t ino, uint64_t newparent,
+	       const char *newname, struct stat *st)
+{
+	size_t nl = strlen(newname);
+	uint32_t len = (uint32_t)(sizeof(struct br_rec_link) + nl);
+	struct br_rec_link *rec;
+	struct br_inode *d, *in;
+	int err = check_name(newname);
+
+	if (err)
+		return err;
+	rec = calloc(1, len);
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->ns_lock);
+	rdlock(fs);
+	in = find(fs, ino);
+	err = get_dir(fs, newparent, &d);
+	if (!err && (!in || in->nlink == 0))
+		err = -ENOENT;
+	else if (!err && S_ISDIR(in->mode))
+		err = -EPERM;
+	else if (!err && in->nlink >= MAX_LINKS)
+		err = -EMLINK;
+	else if (!err && br_dir_find(&d->dir, newname, nl))
+		err = -EEXIST;
+	if (!err) {
+		rec_init(&rec->h, BR_REC_LINK, len, ino);
+		rec->parent = br_le64_put(newparent);
+		rec->time = fs_time_put(now());
+		rec->name_len = br_le16_put((uint16_t)nl);
+		memcpy(rec + 1, newname, nl);
+		err = check_record(fs, rec, len);
+	}
+	unlock(fs);
+	if (!err)
+		err = log_record(fs, rec, len, NULL);
+	if (!err)
+		entry_out(fs, ino, st);
+	pthread_mutex_unlock(&fs->ns_lock);
+	free(rec);
+	return err;
+}
+
+static int remove_name(struct br_fs *fs, uint64_t parent, const char *name,
+		       bool dir)
+{
+	size_t nl = strlen(name);
+	uint32_t len = (uint32_t)(sizeof(struct br_rec_link) + nl);
+	struct br_rec_link *rec;
+	struct br_inode *d, *in = NULL;
+	struct br_dirent *de;
+	int err;
+
+	if (nl > BR_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (dir && nl == 1 && name[0] == '.')
+		return -EINVAL;
+	if (dir && nl == 2 && name[0] == '.' && name[1] == '.')
+		return -ENOTEMPTY;
+	err = check_name(name);
+	if (err)
+		return err;
+	rec = calloc(1, len);
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->ns_lock);
+	rdlock(fs);
+	err = get_dir(fs, parent, &d);
+	if (!err) {
+		de = br_dir_find(&d->dir, name, nl);
+		in = de ? find(fs, de->ino) : NULL;
+		if (!in)
+			err = -ENOENT;
+	}
+	if (!err && dir && !S_ISDIR(in->mode))
+		err = -ENOTDIR;
+	else if (!err && !dir && S_ISDIR(in->mode))
+		err = -EISDIR;
+	else if (!err && dir && in->dir.live)
+		err = -ENOTEMPTY;
+	if (!err) {
+		rec_init(&rec->h, BR_REC_UNLINK, len, in->ino);
+		rec->parent = br_le64_put(parent);
+		rec->time = fs_time_put(now());
+		rec->name_len = br_le16_put((uint16_t)nl);
+		memcpy(rec + 1, name, nl);
+		err = check_record(fs, rec, len);
+	}
+	unlock(fs);
+	if (!err)
+		err = log_record(fs, rec, len, NULL);
+	pthread_mutex_unlock(&fs->ns_lock);
+	free(rec);
+	return err;
+}
+
+int br_fs_unlink(struct br_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_name(fs, parent, name, false);
+}
+
+int br_fs_rmdir(struct br_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_name(fs, parent, name, true);
+}
+
+/* Is directory `anc` the directory `ino` or above it?  (map_lock held) */
+static bool ancestor(struct br_fs *fs, uint64_t anc, uint64_t ino)
+{
+	for (unsigned depth = 0; depth < 1u << 20; depth++) {
+		struct br_inode *d;
+
+		if (ino == anc)
+			return true;
+		if (ino == BR_ROOT_INO || !(d = find(fs, ino)))
+			return false;
+		ino = d->parent;
+	}
+	return true;
+}
+
+int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
+		 uint64_t newparent, const char *newname, unsigned flags)
+{
+	size_t ol = strlen(name), nl = strlen(newname);
+	uint32_t len = (uint32_t)(sizeof(struct br_rec_rename) + ol + nl);
+	struct br_rec_rename *rec;
+	struct br_inode *op, *np, *in = NULL, *victim = NULL;
+	struct br_dirent *ode = NULL, *nde = NULL;
+	int err;
+
+	if ((flags & ~(BR_FS_RENAME_NOREPLACE | BR_FS_RENAME_EXCHANGE)) ||
+	    flags == (BR_FS_RENAME_NOREPLACE | BR_FS_RENAME_EXCHANGE))
+		return -EINVAL;
+	if (ol > BR_NAME_MAX || nl > BR_NAME_MAX)
+		return -ENAMETOOLONG;
+	err = check_name(name);
+	if (!err)
+		err = check_name(newname);
+	if (err)
+		return err;
+	rec = calloc(1, len);
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->ns_lock);
+	rdlock(fs);
+	err = get_dir(fs, parent, &op);
+	if (!err)
+		err = get_dir(fs, newparent, &np);
+	if (!err) {
+		ode = br_dir_find(&op->dir, name, ol);
+		in = ode ? find(fs, ode->ino) : NULL;
+		if (!in)
+			err = -ENOENT;
+	}
+	if (!err) {
+		nde = br_dir_find(&np->dir, newname, nl);
+		victim = nde ? find(fs, nde->ino) : NULL;
+		if ((flags & BR_FS_RENAME_EXCHANGE) && !victim)
+			err = -ENOENT;
+		else if ((flags & BR_FS_RENAME_NOREPLACE) && victim)
+			err = -EEXIST;
+		else if (victim == in)
+			goto noop;	/* same name, or two names of one file */
+	}
+	if (!err && S_ISDIR(in->mode) && ancestor(fs, in->ino, np->ino))
+		err = -EINVAL;
+	if (!err && victim && (flags & BR_FS_RENAME_EXCHANGE)) {
+		if (S_ISDIR(victim->mode) && ancestor(fs, victim->ino, op->ino))
+			err = -EINVAL;
+	} else if (!err && victim) {
+		if (S_ISDIR(in->mode) && !S_ISDIR(victim->mode))
+			err = -ENOTDIR;
+		else if (!S_ISDIR(in->mode) && S_ISDIR(victim->mode))
+			err = -EISDIR;
+		else if (S_ISDIR(victim->mode) && victim->dir.live)
+			err = -ENOTEMPTY;
+	}
+	if (!err && S_ISDIR(in->mode) && op != np && !victim &&
+	    np->nlink >= MAX_LINKS)
+		err = -EMLINK;
+	if (!err) {
+		rec_init(&rec->h, BR_REC_RENAME, len, in->ino);
+		rec->old_parent = br_le64_put(parent);
+		rec->new_parent = br_le64_put(newparent);
+		rec->time = fs_time_put(now());
+		rec->flags = br_le32_put(flags);
+		rec->old_len = br_le16_put((uint16_t)ol);
+		rec->new_len = br_le16_put((uint16_t)nl);
+		memcpy(rec + 1, name, ol);
+		memcpy((char *)(rec + 1) + ol, newname, nl);
+		err = check_record(fs, rec, len);
+	}
+	unlock(fs);
+	if (!err)
+		err = log_record(fs, rec, len, NULL);
+	pthread_mutex_unlock(&fs->ns_lock);
+	free(rec);
+	return err;
+noop:
+	unlock(fs);
+	pthread_mutex_unlock(&fs->ns_lock);
+	free(rec);
+	return 0;
+}
+
+int br_fs_readdir(struct br_fs *fs, uint64_t ino, uint64_t off,
+		  br_fs_fill_fn fill, void *ctx)
+{
+	struct br_inode *d;
+	struct br_dirent *de;
+	int err = 0;
+
+	rdlock(fs);
+	d = find(fs, ino);
+	if (!d) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (!S_ISDIR(d->mode)) {
+		err = -ENOTDIR;
+		goto out;
+	}
+	if (off < 1 && fill(ctx, ".", d->ino, S_IFDIR, 1))
+		goto out;
+	if (off < 2 && fill(ctx, "..", d->parent, S_IFDIR, 2))
+		goto out;
+	for (de = br_dir_next(&d->dir, off < 2 ? 2 : off); de;
+	     de = br_dir_next(&d->dir, de->cookie)) {
+		if (fill(ctx, de->name, de->ino, de->type, de->cookie))
+			break;
+	}
+out:
+	unlock(fs);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                           */
+/* ------------------------------------------------------------------ */
+
+int br_fs_getattr(struct br_fs *fs, uint64_t ino, struct stat *st)
+{
+	struct br_inode *in;
+	int err = 0;
+
+	rdlock(fs);
+	in = find(fs, ino);
+	if (in)
+		fill_stat(in, st);
+	else
+		err = -ENOENT;
+	unlock(fs);
+	return err;
+}
+
+int br_fs_setattr(struct br_fs *fs, uint64_t ino, const struct br_setattr *sa,
+		  struct stat *st)
+{
+	pthread_mutex_t *il = ilock(fs, ino);
+	struct br_rec_inode rec;
+	struct br_inode *in, tmp;
+	struct timespec t = now();
+	int err;
+
+	err = get(fs, ino, &in);
+	if (err)
+		return err;
+	pthread_mutex_lock(il);
+	memset(&rec, 0, sizeof(rec));
+	rdlock(fs);
+	tmp = *in;
+	unlock(fs);
+	if (sa->valid & BR_SET_SIZE) {
+		if (S_ISDIR(tmp.mode))
+			err = -EISDIR;
+		else if (!S_ISREG(tmp.mode))
+			err = -EINVAL;
+		else if (sa->size > MAX_FILE_SIZE)
+			err = -EFBIG;
+		if (err)
+			goto out;
+		if (sa->size != tmp.size) {
+			tmp.size = sa->size;
+			tmp.mtime = t;
+		}
+	}
+	if (sa->valid & BR_SET_MODE)
+		tmp.mode = (tmp.mode & S_IFMT) | (sa->mode & 07777);
+	if (sa->valid & BR_SET_UID)
+		tmp.uid = sa->uid;
+	if (sa->valid & BR_SET_GID)
+		tmp.gid = sa->gid;
+	if (sa->valid & BR_SET_ATIME_NOW)
+		tmp.atime = t;
+	else if (sa->valid & BR_SET_ATIME)
+		tmp.atime = sa->atime;
+	if (sa->valid & BR_SET_MTIME_NOW)
+		tmp.mtime = t;
+	else if (sa->valid & BR_SET_MTIME)
+		tmp.mtime = sa->mtime;
+	tmp.ctime = (sa->valid & BR_SET_CTIME) ? sa->ctime : t;
+	rec_init(&rec.h, BR_REC_INODE, sizeof(rec), ino);
+	fs_attr_put(&tmp, &rec.attr);
+	err = log_record(fs, &rec, sizeof(rec), NULL);
+	if (!err && st) {
+		rdlock(fs);
+		fill_stat(in, st);
+		unlock(fs);
+	}
+out:
+	pthread_mutex_unlock(il);
+	unpin(fs, in);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Data                                                                 */
+/* ------------------------------------------------------------------ */
+
+struct rd_io {
+	uint64_t dst;		/* offset in the caller's buffer */
+	uint64_t addr;		/* log address */
+	uint64_t len;
+};
+
+struct rd_ctx {
+	struct br_fs *fs;
+	uint8_t *buf;
+	uint64_t base;		/* file offset of buf[0] */
+	struct rd_io *io;
+	size_t nio, cap;
+	int err;
+};
+
+static int rd_piece(void *ctx, uint64_t off, uint64_t len,
+		    const struct br_extent *e, uint64_t delta)
+{
+	struct rd_ctx *rc = ctx;
+	uint8_t *dst = rc->buf + (off - rc->base);
+	struct br_loc l;
+
+	if (!e) {
+		memset(dst, 0, len);
+		return 0;
+	}
+	l = br_extent_loc(e, delta);
+	if (l.kind == BR_EXT_PENDING) {
+		memcpy(dst, br_store_slot(rc->fs->store, l.idx) + l.boff, len);
+		return 0;
+	}
+	if (rc->nio) {
+		struct rd_io *p = &rc->io[rc->nio - 1];
+
+		if (p->addr + p->len == l.v && p->dst + p->len == off - rc->base) {
+			p->len += len;
+			return 0;
+		}
+	}
+	if (rc->nio == rc->cap) {
+		size_t cap = rc->cap ? rc->cap * 2 : 16;
+		struct rd_io *v = realloc(rc->io, cap * sizeof(*v));
+
+		if (!v) {
+			rc->err = -ENOMEM;
+			return 1;
+		}
+		rc->io = v;
+		rc->cap = cap;
+	}
+	rc->io[rc->nio++] = (struct rd_io){ off - rc->base, l.v, len };
+	return 0;
+}
+
+/* Read len bytes at log address addr into dst with aligned O_DIRECT reads
+ * through a bounce buffer. */
+static int read_log(struct br_fs *fs, uint8_t *dst, uint64_t addr, uint64_t len)
+{
+	uint64_t a0 = addr & ~(uint64_t)(BR_BLOCK_SIZE - 1);
+	uint64_t a1 = (addr + len + BR_BLOCK_SIZE - 1) & ~(uint64_t)(BR_BLOCK_SIZE - 1);
+	size_t n = (size_t)(a1 - a0), done = 0;
+	uint8_t *b;
+	int err = 0;
+
+	if (posix_memalign((void **)&b, BR_BLOCK_SIZE, n))
+		return -ENOMEM;
+	while (done < n) {
+		ssize_t r = pread(fs->rfd, b + done, n - done, (off_t)(a0 + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			err = r < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)r;
+	}
+	if (!err)
+		memcpy(dst, b + (addr - a0), len);
+	free(b);
+	return err;
+}
+
+static bool atime_due(const struct br_inode *in, struct timespec t)
+{
+	/* relatime: update when atime is not newer than mtime or ctime, or
+	 * is a day old */
+	if (in->atime.tv_sec < in->mtime.tv_sec ||
+	    (in->atime.tv_sec == in->mtime.tv_sec && in->atime.tv_nsec <= in->mtime.tv_nsec))
+		return true;
+	if (in->atime.tv_sec < in->ctime.tv_sec ||
+	    (in->atime.tv_sec == in->ctime.tv_sec && in->atime.tv_nsec <= in->ctime.tv_nsec))
+		return true;
+	return t.tv_sec - in->atime.tv_sec >= 24 * 3600;
+}
+
+ssize_t br_fs_read(struct br_fs *fs, uint64_t ino, void *buf, size_t size,
+		   uint64_t off)
+{
+	struct rd_ctx rc = { .fs = fs, .buf = buf, .base = off };
+	struct timespec t = now();
+	struct br_inode *in;
+	uint64_t n = 0;
+	bool touch_atime = false;
+	int err = 0;
+
+	rdlock(fs);
+	in = find(fs, ino);
+	if (!in)
+		err = -ENOENT;
+	else if (S_ISDIR(in->mode))
+		err = -EISDIR;
+	else if (!S_ISREG(in->mode))
+		err = -EINVAL;
+	if (!err && off < in->size) {
+		n = in->size - off < size ? in->size - off : size;
+		br_extmap_walk(&in->ext, off, n, rd_piece, &rc);
+		err = rc.err;
+	}
+	if (!err)
+		touch_atime = atime_due(in, t);
+	unlock(fs);
+	for (size_t i = 0; !err && i < rc.nio; i++)
+		err = read_log(fs, rc.buf + rc.io[i].dst, rc.io[i].addr,
+			       rc.io[i].len);
+	free(rc.io);
+	if (err)
+		return err;
+	if (touch_atime) {
+		wrlock(fs);
+		in = find(fs, ino);
+		if (in) {
+			in->atime = t;
+			in->attr_dirty = true;
+		}
+		unlock(fs);
+	}
+	return (ssize_t)n;
+}
+
+/* One data record of n bytes at off (ilock held, inode pinned). */
+static int write_record(struct br_fs *fs, struct br_inode *in,
+			const uint8_t *src, uint32_t n, uint64_t off)
+{
+	uint32_t len = (uint32_t)sizeof(struct br_rec_data) + n;
+	struct br_rec_data *rec;
+	struct fs_apply ax = { 0 };
+	struct br_resv r;
+	int err;
+
+	err = br_store_reserve(fs->store, len, &r);
+	if (err)
+		return err;
+	rec = (struct br_rec_data *)r.ptr;
+	rec_init(&rec->h, BR_REC_DATA, len, in->ino);
+	rec->off = br_le64_put(off);
+	memcpy(rec + 1, src, n);
+	ax.pos = r.pos;
+	ax.data.kind = BR_EXT_PENDING;
+	ax.data.idx = (uint8_t)r.idx;
+	ax.data.v = r.seq;
+	ax.data.boff = r.off + (uint32_t)sizeof(*rec);
+	wrlock(fs);
+	err = slot_note(fs, r.idx, in->ino, off >> BR_CHUNK_SHIFT,
+			(off + n - 1) >> BR_CHUNK_SHIFT);
+	if (!err)
+		err = fs_apply(fs, &rec->h, len, &ax);
+	if (!err) {
+		in->mtime = in->ctime = now();
+		in->attr_dirty = true;
+	}
+	unlock(fs);
+	if (err)
+		rec->h.type = br_le16_put(BR_REC_PAD);
+	br_store_commit(fs->store, &r);
+	return err == BR_ERR_CORRUPT ? -EIO : err;
+}
+
+ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
+		    size_t size, uint64_t off)
+{
+	pthread_mutex_t *il = ilock(fs, ino);
+	struct br_inode *in;
+	size_t done = 0;
+	int err;
+
+	if (size == 0)
+		return 0;
+	if (off > MAX_FILE_SIZE || size > MAX_FILE_SIZE - off)
+		return -EFBIG;
+	err = get(fs, ino, &in);
+	if (err)
+		return err;
+	if (S_ISDIR(in->mode))
+		err = -EISDIR;
+	else if (!S_ISREG(in->mode))
+		err = -EINVAL;
+	if (err)
+		goto out;
+	pthread_mutex_lock(il);
+	while (done < size) {
+		uint32_t n = size - done < fs->max_data ? (uint32_t)(size - done)
+							: fs->max_data;
+
+		err = write_record(fs, in, (const uint8_t *)buf + done, n,
+				   off + done);
+		if (err)
+			break;
+		done += n;
+	}
+	pthread_mutex_unlock(il);
+out:
+	unpin(fs, in);
+	return done ? (ssize_t)done : err;
+}
+
+int br_fs_flush(struct br_fs *fs, uint64_t ino)
+{
+	pthread_mutex_t *il = ilock(fs, ino);
+	struct br_inode *in;
+	int err = get(fs, ino, &in);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(il);
+	err = flush_attrs(fs, in);
+	pthread_mutex_unlock(il);
+	unpin(fs, in);
+	return err;
+}
+
+int br_fs_fsync(struct br_fs *fs, uint64_t ino, bool datasync)
+{
+	pthread_mutex_t *il = ilock(fs, ino);
+	struct br_inode *in;
+	uint64_t pos;
+	int err = get(fs, ino, &in);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(il);
+	/* fdatasync may skip times, but not a size change: sizes travel in
+	 * data records already, so only times are left out. */
+	if (!datasync)
+		err = flush_attrs(fs, in);
+	rdlock(fs);
+	pos = in->pos;
+	unlock(fs);
+	pthread_mutex_unlock(il);
+	unpin(fs, in);
+	if (err)
+		return err;
+	err = pos ? br_store_sync(fs->store, pos) : 0;
+	return err ? err : br_store_error(fs->store);
+}
+
+int br_fs_syncfs(struct br_fs *fs)
+{
+	int err = br_store_sync_all(fs->store);
+
+	return err ? err : br_store_error(fs->store);
+}
+
+static uint64_t free_bytes(struct br_fs *fs)
+{
+	uint64_t next = br_store_next_addr(fs->store);
+
+	return next < fs->sb.log_end ? fs->sb.log_end - next : 0;
+}
+
+int br_fs_fallocate(struct br_fs *fs, uint64_t ino, unsigned mode,
+		    uint64_t off, uint64_t len)
+{
+	pthread_mutex_t *il = ilock(fs, ino);
+	struct br_inode *in;
+	int err;
+
+	if (mode & ~(BR_FALLOC_KEEP_SIZE | BR_FALLOC_PUNCH_HOLE))
+		return -EOPNOTSUPP;
+	if ((mode & BR_FALLOC_PUNCH_HOLE) && !(mode & BR_FALLOC_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (len == 0)
+		return -EINVAL;
+	if (off > MAX_FILE_SIZE || len > MAX_FILE_SIZE - off)
+		return -EFBIG;
+	err = get(fs, ino, &in);
+	if (err)
+		return err;
+	if (S_ISDIR(in->mode))
+		err = -EISDIR;
+	else if (!S_ISREG(in->mode))
+		err = -ENODEV;
+	if (err)
+		goto out;
+	pthread_mutex_lock(il);
+	if (mode & BR_FALLOC_PUNCH_HOLE) {
+		struct br_rec_punch rec;
+
+		memset(&rec, 0, sizeof(rec));
+		rec_init(&rec.h, BR_REC_PUNCH, sizeof(rec), ino);
+		rec.off = br_le64_put(off);
+		rec.len = br_le64_put(len);
+		rec.time = fs_time_put(now());
+		err = log_record(fs, &rec, sizeof(rec), NULL);
+	} else {
+		struct br_rec_inode rec;
+		bool grow = false;
+		uint64_t need;
+
+		rdlock(fs);
+		/* A log has no blocks to reserve; what matters is that the
+		 * range can be written: promise it only if the log has room. */
+		need = off + len > in->size ? off + len - in->size : 0;
+		if (need > free_bytes(fs)) {
+			err = -ENOSPC;
+		} else if (!(mode & BR_FALLOC_KEEP_SIZE) && need) {
+			struct br_inode tmp = *in;
+
+			tmp.size = off + len;
+			tmp.mtime = tmp.ctime = now();
+			memset(&rec, 0, sizeof(rec));
+			rec_init(&rec.h, BR_REC_INODE, sizeof(rec), ino);
+			fs_attr_put(&tmp, &rec.attr);
+			grow = true;
+		}
+		unlock(fs);
+		if (grow)
+			err = log_record(fs, &rec, sizeof(rec), NULL);
+	}
+	pthread_mutex_unlock(il);
+out:
+	unpin(fs, in);
+	return err;
+}
+
+int br_fs_lseek(struct br_fs *fs, uint64_t ino, uint64_t off, int whence,
+		uint64_t *res)
+{
+	struct br_inode *in;
+	int err;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	rdlock(fs);
+	in = find(fs, ino);
+	if (!in)
+		err = -ENOENT;
+	else if (!S_ISREG(in->mode))
+		err = -EINVAL;
+	else
+		err = br_extmap_seek(&in->ext, off, in->size,
+				     whence == SEEK_DATA, res);
+	unlock(fs);
+	return err;
+}
+
+int br_fs_statfs(struct br_fs *fs, struct statvfs *sv)
+{
+	uint64_t total = fs->sb.log_end - fs->sb.log_start;
+	uint64_t avail = free_bytes(fs);
+
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = BR_BLOCK_SIZE;
+	sv->f_frsize = BR_BLOCK_SIZE;
+	sv->f_blocks = total / BR_BLOCK_SIZE;
+	sv->f_bfree = avail / BR_BLOCK_SIZE;
+	sv->f_bavail = sv->f_bfree;
+	rdlock(fs);
+	/* inodes cost log space, not slots: report one per free block */
+	sv->f_files = fs->map.ninodes + sv->f_bfree;
+	unlock(fs);
+	sv->f_ffree = sv->f_bfree;
+	sv->f_favail = sv->f_ffree;
+	sv->f_fsid = fs->fsid;
+	sv->f_namemax = BR_NAME_MAX;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Extended attributes                                                  */
+/* ------------------------------------------------------------------ */
+
+static int xattr_log(struct br_fs *fs, uint64_t ino, const char *name,
+		     const void *value, size_t size, int flags, bool set)
+{
+	pthread_mutex_t *il = ilock(fs, ino);
+	size_t nl = strlen(name);
+	uint32_t len = (uint32_t)(sizeof(struct br_rec_xattr) + nl + size);
+	struct br_rec_xattr *rec;
+	struct br_inode *in;
+	struct br_xattr *x;
+	int err;
+
+	if (nl == 0 || nl > BR_NAME_MAX)
+		return -ERANGE;
+	if (size > XATTR_VALUE_MAX)
+		return -E2BIG;
+	if (flags & ~(BR_FS_XATTR_CREATE | BR_FS_XATTR_REPLACE))
+		return -EINVAL;
+	err = get(fs, ino, &in);
+	if (err)
+		return err;
+	rec = calloc(1, len);
+	if (!rec) {
+		unpin(fs, in);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(il);
+	rdlock(fs);
+	x = br_xattr_find(&in->xattrs, name);
+	if (!set && !x)
+		err = -ENODATA;
+	else if (x && (flags & BR_FS_XATTR_CREATE))
+		err = -EEXIST;
+	else if (!x && (flags & BR_FS_XATTR_REPLACE))
+		err = -ENODATA;
+	unlock(fs);
+	if (!err) {
+		rec_init(&rec->h, set ? BR_REC_XATTR_SET : BR_REC_XATTR_DEL,
+			 len, ino);
+		rec->time = fs_time_put(now());
+		rec->name_len = br_le16_put((uint16_t)nl);
+		rec->value_len = br_le32_put((uint32_t)size);
+		memcpy(rec + 1, name, nl);
+		if (size)
+			memcpy((char *)(rec + 1) + nl, value, size);
+		err = log_record(fs, rec, len, NULL);
+	}
+	pthread_mutex_unlock(il);
+	unpin(fs, in);
+	free(rec);
+	return err;
+}
+
+int br_fs_setxattr(struct br_fs *fs, uint64_t ino, const char *name,
+		   const void *value, size_t size, int flags)
+{
+	return xattr_log(fs, ino, name, value, size, flags, true);
+}
+
+int br_fs_removexattr(struct br_fs *fs, uint64_t ino, const char *name)
+{
+	return xattr_log(fs, ino, name, NULL, 0, 0, false);
+}
+
+ssize_t br_fs_getxattr(struct br_fs *fs, uint64_t ino, const char *name,
+		       void *buf, size_t size)
+{
+	struct br_inode *in;
+	struct br_xattr *x;
+	ssize_t n;
+
+	if (strlen(name) > BR_NAME_MAX)
+		return -ERANGE;
+	rdlock(fs);
+	in = find(fs, ino);
+	x = in ? br_xattr_find(&in->xattrs, name) : NULL;
+	if (!in)
+		n = -ENOENT;
+	else if (!x)
+		n = -ENODATA;
+	else if (size == 0)
+		n = x->size;
+	else if (size < x->size)
+		n = -ERANGE;
+	else {
+		memcpy(buf, x->value, x->size);
+		n = x->size;
+	}
+	unlock(fs);
+	return n;
+}
+
+ssize_t br_fs_listxattr(struct br_fs *fs, uint64_t ino, char *buf,
+			size_t size)
+{
+	struct br_inode *in;
+	ssize_t n;
+
+	rdlock(fs);
+	in = find(fs, ino);
+	n = in ? br_xattr_list(&in->xattrs, buf, size) : -ENOENT;
+	unlock(fs);
+	return n;
+}

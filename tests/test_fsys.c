@@ -1,0 +1,853 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * core/fsys over a real store on a temporary image: every operation, then
+ * close + open (full log replay) and a check that the tree is identical;
+ * fsync durability through a copy of the image taken while mounted (what a
+ * crash right after fsync leaves behind).
+ *
+ * Images are created in $BR_TEST_DIR (default: the current directory, the
+ * build tree under meson) because tmpfs has no O_DIRECT.  No io_uring:
+ * exit 77.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <liburing.h>
+#include <uuid/uuid.h>
+
+#include "crc32c.h"
+#include "fsys.h"
+#include "super.h"
+
+#define IMG_SIZE (160ull << 20)
+#define ROOT 1
+
+static char img[4096];
+static const struct br_cred cred = { 1000, 1000 };
+
+static int format_image(const char *path, uint64_t size)
+{
+	struct br_super sb;
+	struct br_slot slot = { .seq = 1, .roll_seq = 1 };
+	char why[256];
+	void *zero;
+	int fd, err;
+
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	err = ftruncate(fd, (off_t)size) ? -errno : 0;
+	if (!err)
+		err = br_super_geometry(size, BR_SEG_SIZE_DEFAULT,
+					BR_BUF_SIZE_DEFAULT, &sb, why, sizeof(why));
+	if (!err) {
+		uuid_generate(sb.uuid);
+		slot.roll_addr = sb.log_start;
+		zero = calloc(1, BR_BLOCK_SIZE);
+		if (pwrite(fd, zero, BR_BLOCK_SIZE, (off_t)sb.log_start) != BR_BLOCK_SIZE)
+			err = -EIO;
+		free(zero);
+	}
+	if (!err)
+		err = br_slot_clear(fd, 1);
+	if (!err)
+		err = br_slot_write(fd, &sb, 0, &slot);
+	if (!err)
+		err = br_super_write(fd, &sb);
+	close(fd);
+	return err;
+}
+
+static struct br_fs *mount_img(const char *path)
+{
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000 };
+	struct br_fs *fs = NULL;
+	char why[256] = "";
+	int err = br_fs_open(path, &o, &fs, why, sizeof(why));
+
+	if (err)
+		fprintf(stderr, "br_fs_open: %s (%d)\n", why, err);
+	assert_int_equal(err, 0);
+	return fs;
+}
+
+static int setup(void **state)
+{
+	const char *dir = getenv("BR_TEST_DIR");
+	int fd;
+
+	snprintf(img, sizeof(img), "%s/test_fsys.XXXXXX", dir ? dir : ".");
+	fd = mkstemp(img);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	if (format_image(img, IMG_SIZE))
+		return -1;
+	*state = mount_img(img);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	if (*state)
+		br_fs_close(*state);
+	unlink(img);
+	return 0;
+}
+
+static struct br_fs *remount(void **state)
+{
+	assert_int_equal(br_fs_close(*state), 0);
+	*state = mount_img(img);
+	return *state;
+}
+
+/* ---- helpers ---- */
+
+static uint64_t mkfile(struct br_fs *fs, uint64_t dir, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(br_fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, &st), 0);
+	return st.st_ino;
+}
+
+static uint64_t mkdir_(struct br_fs *fs, uint64_t dir, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(br_fs_mkdir(fs, dir, name, 0755, &cred, &st), 0);
+	return st.st_ino;
+}
+
+static uint64_t ino_of(struct br_fs *fs, uint64_t dir, const char *name)
+{
+	struct stat st;
+	int err = br_fs_lookup(fs, dir, name, &st);
+
+	if (err)
+		return 0;
+	br_fs_forget(fs, st.st_ino, 1);
+	return st.st_ino;
+}
+
+static void fill_pattern(uint8_t *b, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)((seed + i) * 2654435761u >> 13);
+}
+
+static void write_all(struct br_fs *fs, uint64_t ino, const void *b, size_t n,
+		      uint64_t off)
+{
+	assert_int_equal(br_fs_write(fs, ino, b, n, off), (ssize_t)n);
+}
+
+static void check_read(struct br_fs *fs, uint64_t ino, const uint8_t *want,
+		       size_t n, uint64_t off)
+{
+	uint8_t *got = malloc(n + 1);
+
+	assert_int_equal(br_fs_read(fs, ino, got, n, off), (ssize_t)n);
+	assert_memory_equal(got, want, n);
+	free(got);
+}
+
+/* ---- a snapshot of the whole tree, compared across remounts ---- */
+
+struct snap {
+	char *text;
+	size_t len, cap;
+};
+
+static void snap_add(struct snap *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->len + (size_t)n + 1 > s->cap) {
+		s->cap = (s->len + (size_t)n + 1) * 2;
+		s->text = realloc(s->text, s->cap);
+	}
+	memcpy(s->text + s->len, line, (size_t)n + 1);
+	s->len += (size_t)n;
+}
+
+static void copy_name(char dst[256], const char *src)
+{
+	size_t n = strnlen(src, 255);
+
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
+struct names {
+	char name[1024][256];
+	uint64_t ino[1024];
+	int n;
+};
+
+static int collect(void *ctx, const char *name, uint64_t ino, uint32_t type,
+		   uint64_t next)
+{
+	struct names *nm = ctx;
+
+	(void)type;
+	(void)next;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	if (nm->n >= 1024)
+		return 1;	/* no assert under the map lock */
+	copy_name(nm->name[nm->n], name);
+	nm->ino[nm->n++] = ino;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void snap_tree(struct br_fs *fs, uint64_t ino, const char *path,
+		      struct snap *s)
+{
+	struct stat st;
+	char buf[4096];
+
+	assert_int_equal(br_fs_getattr(fs, ino, &st), 0);
+	snap_add(s, "%s ino=%llu mode=%o nlink=%lu uid=%u gid=%u size=%lld blocks=%lld mtime=%lld.%09ld ctime=%lld.%09ld\n",
+		 path, (unsigned long long)ino, st.st_mode, (unsigned long)st.st_nlink,
+		 st.st_uid, st.st_gid, (long long)st.st_size, (long long)st.st_blocks,
+		 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+		 (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	ssize_t xl = br_fs_listxattr(fs, ino, buf, sizeof(buf));
+
+	assert_true(xl >= 0);
+	{
+		/* sort names: hash order differs between runs */
+		char names[32][256];
+		int nn = 0;
+
+		for (char *p = buf; p < buf + xl; p += strlen(p) + 1)
+			copy_name(names[nn++], p);
+		qsort(names, (size_t)nn, 256, cmp_str);
+		for (int i = 0; i < nn; i++) {
+			char v[512];
+			ssize_t vl = br_fs_getxattr(fs, ino, names[i], v, sizeof(v) - 1);
+
+			assert_true(vl >= 0);
+			v[vl] = 0;
+			snap_add(s, "  xattr %s=%s\n", names[i], v);
+		}
+	}
+	if (S_ISLNK(st.st_mode)) {
+		ssize_t n = br_fs_readlink(fs, ino, buf, sizeof(buf) - 1);
+
+		assert_true(n > 0);
+		buf[n] = 0;
+		snap_add(s, "  -> %s\n", buf);
+	} else if (S_ISREG(st.st_mode)) {
+		uint32_t crc = 0;
+		uint64_t off = 0, size = (uint64_t)st.st_size;
+		uint8_t *b = malloc(1 << 20);
+
+		while (off < size) {
+			size_t n = size - off < (1 << 20) ? size - off : (1 << 20);
+
+			assert_int_equal(br_fs_read(fs, ino, b, n, off), (ssize_t)n);
+			crc = br_crc32c(crc, b, n);
+			off += n;
+		}
+		free(b);
+		snap_add(s, "  crc=%08x\n", crc);
+	} else if (S_ISDIR(st.st_mode)) {
+		struct names *nm = calloc(1, sizeof(*nm));
+
+		assert_int_equal(br_fs_readdir(fs, ino, 0, collect, nm), 0);
+		/* children in name order, keeping ino alongside */
+		for (int i = 0; i < nm->n; i++)
+			for (int j = i + 1; j < nm->n; j++)
+				if (strcmp(nm->name[i], nm->name[j]) > 0) {
+					char t[256];
+					uint64_t ti = nm->ino[i];
+
+					memcpy(t, nm->name[i], 256);
+					memcpy(nm->name[i], nm->name[j], 256);
+					memcpy(nm->name[j], t, 256);
+					nm->ino[i] = nm->ino[j];
+					nm->ino[j] = ti;
+				}
+		for (int i = 0; i < nm->n; i++) {
+			char sub[4096];
+
+			snprintf(sub, sizeof(sub), "%s/%s", path, nm->name[i]);
+			snap_tree(fs, nm->ino[i], sub, s);
+		}
+		free(nm);
+	}
+}
+
+static char *snapshot(struct br_fs *fs)
+{
+	struct snap s = { 0 };
+
+	snap_tree(fs, ROOT, "", &s);
+	return s.text;
+}
+
+static void assert_same_after_remount(void **state)
+{
+	char *a = snapshot(*state), *b;
+
+	remount(state);
+	b = snapshot(*state);
+	if (strcmp(a, b))
+		fprintf(stderr, "before:\n%s\nafter:\n%s\n", a, b);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+}
+
+/* ---- tests ---- */
+
+static void test_new_fs_has_an_empty_root_owned_by_the_mounter(void **state)
+{
+	struct br_fs *fs = *state;
+	struct stat st;
+	static struct names nm;
+
+	nm.n = 0;
+	assert_int_equal(br_fs_getattr(fs, ROOT, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(st.st_uid, 1000);
+	assert_int_equal(br_fs_readdir(fs, ROOT, 0, collect, &nm), 0);
+	assert_int_equal(nm.n, 0);
+	assert_same_after_remount(state);
+}
+
+static void test_write_read_across_records_chunks_and_holes(void **state)
+{
+	struct br_fs *fs = *state;
+	size_t big = (3u << 20) + 12345;
+	uint8_t *b = malloc(big), *z = calloc(1, 1 << 20), small[100];
+	uint64_t f = mkfile(fs, ROOT, "data"), g = mkfile(fs, ROOT, "sparse");
+	uint64_t far = (5ull << 30) + 77;	/* past 4 GiB */
+	struct stat st;
+
+	fill_pattern(b, big, 1);
+	write_all(fs, f, b, big, 100);
+	check_read(fs, f, b, big, 100);
+	check_read(fs, f, z, 100, 0);
+	/* overwrite in the middle, partially across a chunk boundary */
+	fill_pattern(small, sizeof(small), 99);
+	write_all(fs, f, small, sizeof(small), (1u << 20) - 50);
+	memcpy(b + (1u << 20) - 150, small, sizeof(small));
+	check_read(fs, f, b, big, 100);
+	/* short read at EOF, nothing past it */
+	assert_int_equal(br_fs_read(fs, f, z, 1 << 20, 100 + big - 10), 10);
+	assert_int_equal(br_fs_read(fs, f, z, 100, 100 + big + 5), 0);
+	memset(z, 0, 1 << 20);
+
+	write_all(fs, g, "tail", 4, far);
+	assert_int_equal(br_fs_getattr(fs, g, &st), 0);
+	assert_int_equal(st.st_size, far + 4);
+	assert_true(st.st_blocks <= 8);	/* a hole costs nothing */
+	check_read(fs, g, z, 1 << 20, far - (1 << 20));
+	check_read(fs, g, (const uint8_t *)"tail", 4, far);
+	assert_int_equal(br_fs_fsync(fs, f, false), 0);
+	/* after the sync everything is durable: reads come from the disk */
+	check_read(fs, f, b, big, 100);
+	assert_same_after_remount(state);
+	fs = *state;
+	check_read(fs, f, b, big, 100);
+	check_read(fs, g, (const uint8_t *)"tail", 4, far);
+	free(b);
+	free(z);
+}
+
+static void test_names_links_and_errors(void **state)
+{
+	struct br_fs *fs = *state;
+	char longname[300];
+	struct stat st;
+	uint64_t d = mkdir_(fs, ROOT, "d"), f = mkfile(fs, d, "f");
+
+	memset(longname, 'x', sizeof(longname));
+	longname[256] = 0;
+	assert_int_equal(br_fs_mknod(fs, ROOT, longname, S_IFREG | 0644, 0, &cred, &st), -ENAMETOOLONG);
+	assert_int_equal(br_fs_lookup(fs, ROOT, longname, &st), -ENAMETOOLONG);
+	longname[255] = 0;
+	mkfile(fs, ROOT, longname);
+	assert_int_equal(br_fs_mknod(fs, d, "f", S_IFREG, 0, &cred, &st), -EEXIST);
+	assert_int_equal(br_fs_mknod(fs, f, "x", S_IFREG, 0, &cred, &st), -ENOTDIR);
+	assert_int_equal(br_fs_mknod(fs, d, "fifo", S_IFIFO | 0600, 0, &cred, &st), 0);
+	assert_int_equal(br_fs_mknod(fs, d, "sock", S_IFSOCK | 0600, 0, &cred, &st), 0);
+
+	assert_int_equal(br_fs_link(fs, f, ROOT, "hard", &st), 0);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(br_fs_link(fs, d, ROOT, "dlink", &st), -EPERM);
+	assert_int_equal(br_fs_getattr(fs, d, &st), 0);
+	assert_int_equal(st.st_nlink, 2);
+	mkdir_(fs, d, "sub");
+	assert_int_equal(br_fs_getattr(fs, d, &st), 0);
+	assert_int_equal(st.st_nlink, 3);
+	assert_int_equal(br_fs_rmdir(fs, ROOT, "d"), -ENOTEMPTY);
+	assert_int_equal(br_fs_unlink(fs, ROOT, "d"), -EISDIR);
+	assert_int_equal(br_fs_rmdir(fs, d, "f"), -ENOTDIR);
+	assert_int_equal(br_fs_rmdir(fs, d, "sub"), 0);
+	assert_int_equal(br_fs_getattr(fs, d, &st), 0);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(br_fs_unlink(fs, d, "nope"), -ENOENT);
+
+	assert_int_equal(br_fs_symlink(fs, d, "sym", "../hard", &cred, &st), 0);
+	char t[64];
+
+	assert_int_equal(br_fs_readlink(fs, st.st_ino, t, sizeof(t)), 7);
+	assert_memory_equal(t, "../hard", 7);
+	assert_int_equal(br_fs_readlink(fs, f, t, sizeof(t)), -EINVAL);
+
+	assert_int_equal(br_fs_unlink(fs, d, "f"), 0);
+	assert_int_equal(br_fs_getattr(fs, f, &st), 0);
+	assert_int_equal(st.st_nlink, 1);
+	assert_same_after_remount(state);
+}
+
+static void test_rename_follows_renameat2(void **state)
+{
+	struct br_fs *fs = *state;
+	uint64_t a = mkdir_(fs, ROOT, "a"), b = mkdir_(fs, a, "b");
+	uint64_t f1 = mkfile(fs, ROOT, "f1"), f2 = mkfile(fs, ROOT, "f2");
+	uint64_t e = mkdir_(fs, ROOT, "empty");
+	struct stat st;
+
+	(void)b;
+	assert_int_equal(br_fs_rename(fs, ROOT, "f1", ROOT, "f2", 4), -EINVAL);
+	assert_int_equal(br_fs_rename(fs, ROOT, "f1", ROOT, "f2",
+				      BR_FS_RENAME_NOREPLACE | BR_FS_RENAME_EXCHANGE), -EINVAL);
+	assert_int_equal(br_fs_rename(fs, ROOT, "a", b, "x", 0), -EINVAL);
+	assert_int_equal(br_fs_rename(fs, ROOT, "a", a, "x", 0), -EINVAL);
+	assert_int_equal(br_fs_rename(fs, ROOT, "f1", ROOT, "f2", BR_FS_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(br_fs_rename(fs, ROOT, "f1", ROOT, "nx", BR_FS_RENAME_EXCHANGE), -ENOENT);
+	assert_int_equal(br_fs_rename(fs, ROOT, "nx", ROOT, "f2", 0), -ENOENT);
+	assert_int_equal(br_fs_rename(fs, ROOT, "f1", ROOT, "a", 0), -EISDIR);
+	assert_int_equal(br_fs_rename(fs, ROOT, "empty", ROOT, "f1", 0), -ENOTDIR);
+	assert_int_equal(br_fs_rename(fs, ROOT, "empty", ROOT, "a", 0), -ENOTEMPTY);
+	assert_int_equal(br_fs_rename(fs, ROOT, "f1", ROOT, "f1", 0), 0);
+
+	/* exchange a file and a directory across directories */
+	assert_int_equal(br_fs_rename(fs, ROOT, "f1", a, "b", BR_FS_RENAME_EXCHANGE), 0);
+	assert_int_equal(ino_of(fs, ROOT, "f1"), b);
+	assert_int_equal(ino_of(fs, a, "b"), f1);
+	assert_int_equal(br_fs_getattr(fs, a, &st), 0);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(br_fs_getattr(fs, ROOT, &st), 0);
+	assert_int_equal(st.st_nlink, 5);	/* a, empty, f1 (a dir now) */
+	/* replace a file: the victim goes away */
+	assert_int_equal(br_fs_rename(fs, a, "b", ROOT, "f2", 0), 0);
+	assert_int_equal(ino_of(fs, ROOT, "f2"), f1);
+	assert_int_equal(br_fs_getattr(fs, f2, &st), 0);
+	assert_int_equal(st.st_nlink, 0);	/* our lookup keeps it */
+	br_fs_forget(fs, f2, 1);
+	assert_int_equal(br_fs_getattr(fs, f2, &st), -ENOENT);
+	/* replace an empty directory with a directory */
+	assert_int_equal(br_fs_rename(fs, ROOT, "f1", ROOT, "empty", 0), 0);
+	assert_int_equal(ino_of(fs, ROOT, "empty"), b);
+	br_fs_forget(fs, e, 1);
+	assert_int_equal(br_fs_getattr(fs, e, &st), -ENOENT);
+	assert_int_equal(br_fs_getattr(fs, ROOT, &st), 0);
+	assert_int_equal(st.st_nlink, 4);
+	/* move a directory down and check ".." */
+	assert_int_equal(br_fs_rename(fs, ROOT, "empty", a, "moved", 0), 0);
+	assert_int_equal(ino_of(fs, b, ".."), a);
+	assert_same_after_remount(state);
+}
+
+static void test_setattr_truncate_times_and_xattrs(void **state)
+{
+	struct br_fs *fs = *state;
+	uint64_t f = mkfile(fs, ROOT, "f");
+	uint8_t b[10000], z[5000] = { 0 };
+	struct br_setattr sa = { 0 };
+	struct stat st;
+	char v[16];
+
+	fill_pattern(b, sizeof(b), 5);
+	write_all(fs, f, b, sizeof(b), 0);
+	sa.valid = BR_SET_SIZE;
+	sa.size = 5000;
+	assert_int_equal(br_fs_setattr(fs, f, &sa, &st), 0);
+	assert_int_equal(st.st_size, 5000);
+	sa.size = 10000;	/* up again: the old bytes must not come back */
+	assert_int_equal(br_fs_setattr(fs, f, &sa, &st), 0);
+	check_read(fs, f, b, 5000, 0);
+	check_read(fs, f, z, 5000, 5000);
+	sa.valid = BR_SET_MODE | BR_SET_UID | BR_SET_GID | BR_SET_ATIME | BR_SET_MTIME;
+	sa.mode = 04711;
+	sa.uid = 7;
+	sa.gid = 8;
+	sa.atime.tv_sec = 1000000000;
+	sa.mtime.tv_sec = 1234567890;
+	sa.mtime.tv_nsec = 5;
+	assert_int_equal(br_fs_setattr(fs, f, &sa, &st), 0);
+	assert_int_equal(st.st_mode, S_IFREG | 04711);
+	assert_int_equal(st.st_mtim.tv_sec, 1234567890);
+	sa.valid = BR_SET_SIZE;
+	assert_int_equal(br_fs_setattr(fs, ROOT, &sa, &st), -EISDIR);
+
+	assert_int_equal(br_fs_setxattr(fs, f, "user.a", "1", 1, BR_FS_XATTR_REPLACE), -ENODATA);
+	assert_int_equal(br_fs_setxattr(fs, f, "user.a", "1", 1, BR_FS_XATTR_CREATE), 0);
+	assert_int_equal(br_fs_setxattr(fs, f, "user.a", "2", 1, BR_FS_XATTR_CREATE), -EEXIST);
+	assert_int_equal(br_fs_setxattr(fs, f, "user.a", "value", 5, BR_FS_XATTR_REPLACE), 0);
+	assert_int_equal(br_fs_setxattr(fs, f, "user.b", "x", 1, 0), 0);
+	assert_int_equal(br_fs_setxattr(fs, f, "user.gone", "x", 1, 0), 0);
+	assert_int_equal(br_fs_removexattr(fs, f, "user.gone"), 0);
+	assert_int_equal(br_fs_removexattr(fs, f, "user.gone"), -ENODATA);
+	assert_int_equal(br_fs_getxattr(fs, f, "user.a", NULL, 0), 5);
+	assert_int_equal(br_fs_getxattr(fs, f, "user.a", v, 2), -ERANGE);
+	assert_int_equal(br_fs_getxattr(fs, f, "user.gone", v, sizeof(v)), -ENODATA);
+	assert_int_equal(br_fs_listxattr(fs, f, v, 3), -ERANGE);
+	assert_int_equal(br_fs_listxattr(fs, f, NULL, 0), 14);
+	assert_int_equal(br_fs_setxattr(fs, ROOT, "user.dir", "d", 1, 0), 0);
+	assert_same_after_remount(state);
+	fs = *state;
+	assert_int_equal(br_fs_getattr(fs, f, &st), 0);
+	assert_int_equal(st.st_uid, 7);
+	assert_int_equal(st.st_mtim.tv_nsec, 5);
+}
+
+static void test_fallocate_punch_and_seek_data_hole(void **state)
+{
+	struct br_fs *fs = *state;
+	uint64_t f = mkfile(fs, ROOT, "f"), r;
+	size_t n = 3u << 20;
+	uint8_t *b = malloc(n);
+	struct stat st;
+
+	fill_pattern(b, n, 9);
+	write_all(fs, f, b, n, 0);
+	assert_int_equal(br_fs_fallocate(fs, f, BR_FALLOC_PUNCH_HOLE, 0, 10), -EOPNOTSUPP);
+	assert_int_equal(br_fs_fallocate(fs, f, BR_FALLOC_PUNCH_HOLE | BR_FALLOC_KEEP_SIZE,
+					 1u << 20, 1u << 20), 0);
+	memset(b + (1u << 20), 0, 1u << 20);
+	check_read(fs, f, b, n, 0);
+	assert_int_equal(br_fs_lseek(fs, f, 0, SEEK_HOLE, &r), 0);
+	assert_int_equal(r, 1u << 20);
+	assert_int_equal(br_fs_lseek(fs, f, r, SEEK_DATA, &r), 0);
+	assert_int_equal(r, 2u << 20);
+	assert_int_equal(br_fs_lseek(fs, f, 2u << 20, SEEK_HOLE, &r), 0);
+	assert_int_equal(r, n);
+	assert_int_equal(br_fs_lseek(fs, f, n, SEEK_DATA, &r), -ENXIO);
+	assert_int_equal(br_fs_getattr(fs, f, &st), 0);
+	assert_int_equal(st.st_blocks, (2u << 20) / 512);
+	/* default mode grows the size; KEEP_SIZE does not */
+	assert_int_equal(br_fs_fallocate(fs, f, BR_FALLOC_KEEP_SIZE, n, 4096), 0);
+	assert_int_equal(br_fs_getattr(fs, f, &st), 0);
+	assert_int_equal(st.st_size, n);
+	assert_int_equal(br_fs_fallocate(fs, f, 0, n, 4096), 0);
+	assert_int_equal(br_fs_getattr(fs, f, &st), 0);
+	assert_int_equal(st.st_size, n + 4096);
+	assert_int_equal(br_fs_fallocate(fs, f, 0, 0, IMG_SIZE * 2), -ENOSPC);
+	assert_same_after_remount(state);
+	free(b);
+}
+
+struct rd {
+	uint64_t seen[4096];
+	int n;
+	int limit;
+	uint64_t last;
+};
+
+static int rd_fill(void *ctx, const char *name, uint64_t ino, uint32_t type,
+		   uint64_t next)
+{
+	struct rd *r = ctx;
+
+	(void)name;
+	(void)type;
+	if (r->limit-- <= 0)
+		return 1;
+	r->seen[r->n++] = ino;
+	r->last = next;
+	return 0;
+}
+
+static void test_readdir_offsets_survive_deletes(void **state)
+{
+	struct br_fs *fs = *state;
+	uint64_t d = mkdir_(fs, ROOT, "dir"), inos[300];
+	struct rd r = { .n = 0 };
+	char name[32];
+	int counts[300] = { 0 };
+
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "e%03d", i);
+		inos[i] = mkfile(fs, d, name);
+	}
+	/* read 50 at a time, deleting 7 entries between calls */
+	uint64_t off = 0;
+	int del = 0;
+
+	for (;;) {
+		int before = r.n;
+
+		r.limit = 50;
+		assert_int_equal(br_fs_readdir(fs, d, off, rd_fill, &r), 0);
+		if (r.n == before)
+			break;
+		off = r.last;
+		for (int k = 0; k < 7 && del < 300; k++, del += 3) {
+			snprintf(name, sizeof(name), "e%03d", del);
+			br_fs_unlink(fs, d, name);
+		}
+	}
+	for (int i = 0; i < r.n; i++)
+		for (int j = 0; j < 300; j++)
+			if (r.seen[i] == inos[j])
+				counts[j]++;
+	for (int j = 0; j < 300; j++) {
+		snprintf(name, sizeof(name), "e%03d", j);
+		if (ino_of(fs, d, name))
+			assert_int_equal(counts[j], 1);	/* never removed */
+		else
+			assert_true(counts[j] <= 1);
+	}
+	assert_same_after_remount(state);
+}
+
+static void test_unlinked_open_file_lives_until_forgotten(void **state)
+{
+	struct br_fs *fs = *state;
+	struct stat st;
+	uint64_t f;
+
+	assert_int_equal(br_fs_mknod(fs, ROOT, "tmp", S_IFREG | 0600, 0, &cred, &st), 0);
+	f = st.st_ino;	/* one lookup count held, like an open file */
+	assert_int_equal(br_fs_unlink(fs, ROOT, "tmp"), 0);
+	write_all(fs, f, "still here", 10, 0);
+	check_read(fs, f, (const uint8_t *)"still here", 10, 0);
+	assert_int_equal(br_fs_getattr(fs, f, &st), 0);
+	assert_int_equal(st.st_nlink, 0);
+	assert_int_equal(br_fs_setxattr(fs, f, "user.x", "1", 1, 0), 0);
+	br_fs_forget(fs, f, 1);
+	assert_int_equal(br_fs_getattr(fs, f, &st), -ENOENT);
+	/* replay skips what was written to it after the unlink */
+	remount(state);
+	assert_int_equal(br_fs_getattr(*state, f, &st), -ENOENT);
+}
+
+/* Copy the image while mounted: what a power cut right now would leave. */
+static void copy_image(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	static uint8_t b[1 << 20];
+	ssize_t n;
+
+	assert_true(in >= 0 && out >= 0);
+	while ((n = read(in, b, sizeof(b))) > 0)
+		assert_int_equal(write(out, b, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+static void test_fsync_makes_data_and_names_durable(void **state)
+{
+	struct br_fs *fs = *state, *fs2;
+	char copy[4200];
+	uint8_t b[5000];
+	uint64_t d = mkdir_(fs, ROOT, "new"), f = mkfile(fs, d, "file");
+	struct stat st;
+
+	fill_pattern(b, sizeof(b), 3);
+	write_all(fs, f, b, sizeof(b), 0);
+	assert_int_equal(br_fs_fsync(fs, f, true), 0);
+	snprintf(copy, sizeof(copy), "%s.crash", img);
+	copy_image(img, copy);
+	fs2 = mount_img(copy);
+	d = ino_of(fs2, ROOT, "new");
+	assert_true(d != 0);
+	f = ino_of(fs2, d, "file");
+	assert_true(f != 0);
+	assert_int_equal(br_fs_getattr(fs2, f, &st), 0);
+	assert_int_equal(st.st_size, sizeof(b));
+	check_read(fs2, f, b, sizeof(b), 0);
+	assert_int_equal(br_fs_close(fs2), 0);
+	unlink(copy);
+}
+
+static void test_open_refuses_a_second_mount_and_foreign_files(void **state)
+{
+	struct br_fs *fs2 = NULL;
+	char why[256], other[4200];
+	int fd;
+
+	(void)state;
+	assert_int_equal(br_fs_open(img, NULL, &fs2, why, sizeof(why)), -EBUSY);
+	assert_non_null(strstr(why, "already mounted"));
+	snprintf(other, sizeof(other), "%s.zero", img);
+	fd = open(other, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 64 << 20), 0);
+	close(fd);
+	assert_int_equal(br_fs_open(other, NULL, &fs2, why, sizeof(why)), BR_ERR_CORRUPT);
+	assert_non_null(strstr(why, "not a bringfs"));
+	unlink(other);
+	assert_int_equal(br_fs_open("/nonexistent/img", NULL, &fs2, why, sizeof(why)), -ENOENT);
+}
+
+/* Random operations on a few files against byte-array models, with
+ * remounts in between: pending and durable reads, overwrites, truncates. */
+#define MFILES 4
+#define MSIZE (3u << 20)
+
+static void test_random_file_ops_match_a_model_across_remounts(void **state)
+{
+	struct br_fs *fs = *state;
+	uint8_t *model[MFILES], *buf = malloc(MSIZE);
+	uint64_t size[MFILES] = { 0 }, ino[MFILES];
+	uint64_t rs = 42;
+	char name[16];
+
+	for (int i = 0; i < MFILES; i++) {
+		model[i] = calloc(1, MSIZE);
+		snprintf(name, sizeof(name), "m%d", i);
+		ino[i] = mkfile(fs, ROOT, name);
+	}
+	for (int step = 0; step < 1500; step++) {
+		rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+		int i = (int)((rs >> 33) % MFILES), op = (int)((rs >> 40) % 10);
+		uint64_t off = (rs >> 13) % MSIZE;
+		uint64_t len = op < 3 ? 1 + (rs >> 7) % 300 : 1 + (rs >> 5) % (400u << 10);
+
+		if (off + len > MSIZE)
+			len = MSIZE - off;
+		if (op < 6) {
+			fill_pattern(model[i] + off, len, rs);
+			write_all(fs, ino[i], model[i] + off, len, off);
+			if (off + len > size[i])
+				size[i] = off + len;
+		} else if (op == 6) {
+			struct br_setattr sa = { .valid = BR_SET_SIZE, .size = off };
+
+			assert_int_equal(br_fs_setattr(fs, ino[i], &sa, NULL), 0);
+			if (off < size[i])
+				memset(model[i] + off, 0, size[i] - off);
+			size[i] = off;
+		} else if (op == 7) {
+			assert_int_equal(br_fs_fallocate(fs, ino[i],
+				BR_FALLOC_PUNCH_HOLE | BR_FALLOC_KEEP_SIZE, off, len), 0);
+			memset(model[i] + off, 0, len);
+		} else {
+			uint64_t n = off < size[i] ? (size[i] - off < len ? size[i] - off : len) : 0;
+
+			assert_int_equal(br_fs_read(fs, ino[i], buf, len, off), (ssize_t)n);
+			assert_memory_equal(buf, model[i] + off, n);
+		}
+		if (step % 500 == 499) {
+			fs = remount(state);
+			for (int k = 0; k < MFILES; k++) {
+				struct stat st;
+
+				assert_int_equal(br_fs_getattr(fs, ino[k], &st), 0);
+				assert_int_equal(st.st_size, size[k]);
+				check_read(fs, ino[k], model[k], size[k], 0);
+			}
+		}
+	}
+	for (int i = 0; i < MFILES; i++)
+		free(model[i]);
+	free(buf);
+}
+
+struct wr_arg {
+	struct br_fs *fs;
+	uint64_t ino;
+	int id;
+};
+
+static void *writer(void *p)
+{
+	struct wr_arg *a = p;
+	uint8_t b[65536];
+
+	for (int i = 0; i < 64; i++) {
+		fill_pattern(b, sizeof(b), (uint64_t)a->id * 1000 + (uint64_t)i);
+		if (br_fs_write(a->fs, a->ino, b, sizeof(b), (uint64_t)i * sizeof(b)) != sizeof(b))
+			return (void *)1;
+		if (br_fs_read(a->fs, a->ino, b, sizeof(b), (uint64_t)i * sizeof(b)) != sizeof(b))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void test_parallel_writers_then_replay(void **state)
+{
+	struct br_fs *fs = *state;
+	struct wr_arg a[4];
+	pthread_t t[4];
+	char name[16];
+	uint8_t want[65536];
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		a[i] = (struct wr_arg){ fs, mkfile(fs, ROOT, name), i };
+		assert_int_equal(pthread_create(&t[i], NULL, writer, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *ret;
+
+		pthread_join(t[i], &ret);
+		assert_null(ret);
+	}
+	fs = remount(state);
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < 64; k++) {
+			fill_pattern(want, sizeof(want), (uint64_t)i * 1000 + (uint64_t)k);
+			check_read(fs, a[i].ino, want, sizeof(want), (uint64_t)k * sizeof(want));
+		}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_new_fs_has_an_empty_root_owned_by_the_mounter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_read_across_records_chunks_and_holes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_names_links_and_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_follows_renameat2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_setattr_truncate_times_and_xattrs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fallocate_punch_and_seek_data_hole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readdir_offsets_survive_deletes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unlinked_open_file_lives_until_forgotten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_makes_data_and_names_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_refuses_a_second_mount_and_foreign_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_file_ops_match_a_model_across_remounts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parallel_writers_then_replay, setup, teardown),
+	};
+	struct io_uring ring;
+	int err = io_uring_queue_init(4, &ring, 0);
+
+	if (err == -ENOSYS || err == -EPERM) {
+		printf("SKIP: io_uring is not available here (%s)\n", strerror(-err));
+		return 77;
+	}
+	if (!err)
+		io_uring_queue_exit(&ring);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
