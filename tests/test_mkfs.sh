@@ -133,15 +133,19 @@ test_files() {
 		fail "image is not preallocated ($(stat -c %b "$img") blocks)"; fi
 	rm -f "$img"
 
-	format "$img" -s 1G -b 64K -S 64K
-	geometry "$img" $((1024 * MiB)) 65536 65536
+	format "$img" -s 512M -b 64K -S 64K
+	geometry "$img" $((512 * MiB)) 65536 65536
 	rm -f "$img"
 	format "$img" -s 300M -b 4M -S 12M
 	geometry "$img" $((300 * MiB)) $((12 * MiB)) $((4 * MiB))
 	rm -f "$img"
-	format "$img" -b 64M -S 1G -s 6G
-	geometry "$img" $((6 * 1024 * MiB)) $((1024 * MiB)) $((64 * MiB))
+	format "$img" -b 64M -S 64M -s 384M
+	geometry "$img" $((384 * MiB)) $((64 * MiB)) $((64 * MiB))
 	rm -f "$img"
+	# the largest segment, checked by a dry run (no 6 GiB to preallocate)
+	"$MKFS" -n -b 64M -S 1G -s 6G "$img" >"$T/out" 2>&1 || fail "-S 1G -s 6G: $(cat "$T/out")"
+	grep -q "segments: *5, 4 for the log" "$T/out" && ok || fail "-S 1G dry run: $(cat "$T/out")"
+	[ -e "$img" ] && fail "dry run created $img" || ok
 	# SIZE as a positional argument, with the K suffix
 	"$MKFS" -q "$img" 131072K && ok || fail "positional size"
 	geometry "$img" $((128 * MiB)) $((8 * MiB)) $MiB
@@ -310,7 +314,8 @@ test_blockdev() {
 
 	# mounted (ext4 on the loop device): refused even with -f
 	if command -v mkfs.ext4 >/dev/null && mkfs.ext4 -q -F "$dev" >/dev/null 2>&1 &&
-	   mkdir -p "$T/mnt" && mount "$dev" "$T/mnt" 2>/dev/null; then
+	   mkdir -p "$T/mnt" && mount -o ro,noload "$dev" "$T/mnt" 2>/dev/null; then
+		# read-only, so ext4 itself does not change the bytes we compare
 		MOUNTS="$T/mnt"
 		refuse "$dev" "$dev is mounted on $T/mnt (ext4)" -f "$dev"
 		umount "$T/mnt" && MOUNTS=""
