@@ -105,8 +105,23 @@ struct br_buf_header {
 /*18*/	br_le64 fsid;	/* first 8 bytes of the superblock UUID */
 /*20*/	br_le32 nonce;	/* random, chosen by the mount that wrote this */
 	br_le32 prev_nonce; /* nonce of the previous buffer in the log */
+/*28*/	br_le64 next_seg; /* byte address of the segment the log continues
+			   * in when this buffer's segment has no room for the
+			   * next buffer; 0 = none (the log is full) */
 };
-static_assert(sizeof(struct br_buf_header) == 40, "on-disk ABI");
+static_assert(sizeof(struct br_buf_header) == 48, "on-disk ABI");
+
+/*
+ * Where the buffer after buffer X (at addr, span bytes, in the segment that
+ * ends at seg_end) lies: at addr + span if that leaves at least one block
+ * in the segment, or else at X.next_seg.  The writer decides with the same
+ * rule plus the next buffer's span: a buffer that does not fit in the rest
+ * of the segment goes to next_seg, so recovery tries addr + span first and
+ * X.next_seg second; the seq and the nonce chain tell the real successor
+ * from stale bytes.  Segments are chosen when the previous one is opened,
+ * so next_seg is known to every buffer of a segment, and a cleaner may
+ * hand out segments in any order.
+ */
 
 /*
  * Every record in a buffer starts with this header.  Records are laid out

@@ -6,8 +6,9 @@
  * Placement: log addresses are handed out by the seal owner of each buffer,
  * in generation order (ring.h guarantees it), from a cursor that only seal
  * owners touch; the ring's rotation chain orders them, so no atomic is
- * needed.  The log is linear between log_start and log_end for now; when
- * the next buffer does not fit, the ring latches -ENOSPC.
+ * needed.  A buffer that does not fit in the rest of its segment goes to
+ * the segment chosen in advance (next_seg, written in every header: see
+ * format.h); when there is none, the ring latches -ENOSPC.
  */
 #include "store.h"
 
@@ -28,6 +29,7 @@ struct store_slot {
 	struct br_store *s;
 	struct br_ring_buf *b;
 	uint64_t seq;		/* generation in flight in this slot */
+	uint64_t next_seg;	/* for its header, set at placement */
 };
 
 struct br_store {
@@ -38,23 +40,48 @@ struct br_store {
 	struct br_uring *uring;
 	struct br_durable dur;
 	uint64_t next_addr;	/* placement cursor, see above */
+	uint64_t seg_end;	/* end of the segment next_addr is in */
+	uint64_t next_seg;	/* where the log goes after it (0: nowhere) */
 	uint32_t nonce;		/* this mount's, never 0 */
 	_Atomic uint64_t buffers, bytes, syncs;
 	struct store_slot slots[BR_RING_MAX_BUFS];
 };
 
+/* The segment after `seg`, or 0. */
+static int store_pick_seg(struct br_store *s, uint64_t seg, uint64_t *next)
+{
+	if (s->cfg.alloc_seg)
+		return s->cfg.alloc_seg(s->cfg.ctx, seg, next);
+	*next = seg + s->cfg.seg_size + s->cfg.seg_size <= s->cfg.log_end ?
+		seg + s->cfg.seg_size : 0;
+	return 0;
+}
+
 static int store_place(void *ctx, struct br_ring_buf *b, uint64_t *addr)
 {
 	struct br_store *s = ctx;
+	int err = 0;
 
-	if (s->next_addr + b->span > s->cfg.log_end) {
-		/* Nothing after this buffer can become durable: tell waiters
-		 * now rather than let them wait for a write that never comes. */
-		br_durable_fail(&s->dur, -ENOSPC);
-		return -ENOSPC;
+	if (s->next_addr + b->span > s->seg_end) {
+		uint64_t seg = s->next_seg;
+
+		if (!seg)
+			err = -ENOSPC;
+		else
+			err = store_pick_seg(s, seg, &s->next_seg);
+		if (err) {
+			/* Nothing after this buffer can become durable: tell
+			 * waiters now rather than let them wait for a write
+			 * that never comes. */
+			br_durable_fail(&s->dur, err);
+			return err;
+		}
+		s->next_addr = seg;
+		s->seg_end = seg + s->cfg.seg_size;
 	}
 	*addr = s->next_addr;
 	s->next_addr += b->span;
+	s->slots[b->idx].next_seg = s->next_seg;
 	return 0;
 }
 
@@ -107,6 +134,7 @@ static void store_dispatch(void *ctx, struct br_ring_buf *b)
 	h->nonce = br_le32_put(s->nonce);
 	h->prev_nonce = br_le32_put(seq == s->cfg.next_seq ? s->cfg.prev_nonce
 							   : s->nonce);
+	h->next_seg = br_le64_put(sl->next_seg);
 	h->crc = br_le32_put(br_crc32c(0, b->data + 4, b->used - 4));
 	memset(b->data + b->used, 0, b->span - b->used);
 
@@ -127,14 +155,30 @@ int br_store_open(const struct br_store_config *cfg, struct br_store **out)
 	int err;
 
 	if (cfg->log_start % BR_BLOCK_SIZE || cfg->next_addr % BR_BLOCK_SIZE ||
-	    cfg->next_addr < cfg->log_start || cfg->log_end <= cfg->log_start ||
-	    !cfg->next_seq)
+	    cfg->next_addr < cfg->log_start || cfg->next_addr >= cfg->log_end ||
+	    cfg->seg_size % BR_BLOCK_SIZE || !cfg->next_seq ||
+	    (cfg->seg_size && (cfg->log_end - cfg->log_start) % cfg->seg_size))
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
+	if (!s->cfg.seg_size)
+		s->cfg.seg_size = cfg->log_end - cfg->log_start;
 	s->next_addr = cfg->next_addr;
+	s->seg_end = cfg->log_start + (cfg->next_addr - cfg->log_start) /
+		     s->cfg.seg_size * s->cfg.seg_size + s->cfg.seg_size;
+	if (s->seg_end > cfg->log_end) {
+		err = -EINVAL;
+		goto err_free;
+	}
+	s->next_seg = cfg->next_seg;
+	if (!s->next_seg) {
+		err = store_pick_seg(s, s->seg_end - s->cfg.seg_size,
+				     &s->next_seg);
+		if (err)
+			goto err_free;
+	}
 	do {
 		if (getrandom(&s->nonce, sizeof(s->nonce), 0) !=
 		    sizeof(s->nonce)) {
@@ -166,6 +210,10 @@ int br_store_open(const struct br_store_config *cfg, struct br_store **out)
 	err = br_ring_create(&rc, &s->ring);
 	if (err)
 		goto err_durable;
+	if (s->cfg.seg_size < br_ring_buf_size(s->ring)) {
+		err = -EINVAL;	/* a full buffer must fit in a segment */
+		goto err_ring;
+	}
 	for (unsigned i = 0; i < br_ring_nbuf(s->ring); i++) {
 		s->slots[i].s = s;
 		s->slots[i].b = br_ring_buf(s->ring, i);

@@ -56,7 +56,17 @@ struct br_store_config {
 	enum br_write_mode mode; /* default BR_WRITE_TAIL */
 	uint64_t log_start;	/* first log byte (block aligned) */
 	uint64_t log_end;	/* one past the last usable log byte */
-	uint64_t next_addr;	/* where the next buffer goes (>= log_start) */
+	uint64_t next_addr;	/* where the next buffer goes (>= log_start),
+				 * strictly inside a segment or at its start */
+	uint64_t seg_size;	/* bytes per segment; buffers never cross a
+				 * segment boundary (0: the whole log is one) */
+	uint64_t next_seg;	/* segment the log continues in after the one
+				 * holding next_addr (0: the one after it, or
+				 * none if that is past log_end) */
+	/* Choose the segment to continue in after `seg` (called when the
+	 * log enters `seg`); 0 and *next = 0 if none is free.  NULL: the
+	 * adjacent segment, up to log_end. */
+	int (*alloc_seg)(void *ctx, uint64_t seg, uint64_t *next);
 	uint64_t next_seq;	/* generation of the first buffer (>= 1) */
 	uint64_t fsid;		/* stamped into every buffer header */
 	uint32_t prev_nonce;	/* nonce of the last valid buffer in the log

@@ -88,6 +88,10 @@ static int fault(void *ctx, uint64_t off, uint32_t len, int res)
 	return res;
 }
 
+/* Segment geometry for the next env_new (0: one segment) */
+static uint64_t g_seg_size;
+static int (*g_alloc_seg)(void *ctx, uint64_t seg, uint64_t *next);
+
 static struct env *env_new(uint64_t log_size, unsigned nbuf, uint32_t bsize,
 			   enum br_write_mode mode)
 {
@@ -98,6 +102,7 @@ static struct env *env_new(uint64_t log_size, unsigned nbuf, uint32_t bsize,
 		.log_start = LOG_START, .log_end = LOG_START + log_size,
 		.next_addr = LOG_START, .next_seq = 1, .fsid = FSID,
 		.on_complete = on_complete, .fault = fault,
+		.seg_size = g_seg_size, .alloc_seg = g_alloc_seg,
 	};
 	int fd;
 
@@ -490,6 +495,83 @@ static void test_store_full_log_returns_enospc(void **state)
 	env_free(e);
 }
 
+/* ---- segments ------------------------------------------------------- */
+
+#define SEG (1u << 20)
+
+/* Hand out segments from the end of the log backwards: the log must follow
+ * next_seg, not adjacency. */
+static int alloc_backwards(void *ctx, uint64_t seg, uint64_t *next)
+{
+	(void)ctx;
+	(void)seg;
+	static uint64_t last = LOG_START + 16 * SEG;
+
+	if (last == LOG_START + SEG) {	/* segment 0 is where we started */
+		*next = 0;
+		return 0;
+	}
+	last -= SEG;
+	*next = last;
+	return 0;
+}
+
+static void test_store_buffers_stay_inside_segments_and_chain(void **state)
+{
+	struct env *e;
+	uint8_t rec[20000];
+	uint64_t pos = 0, addr, seq, seg_end;
+	unsigned segs_seen = 1;
+	int err = 0;
+
+	(void)state;
+	g_seg_size = SEG;
+	g_alloc_seg = alloc_backwards;
+	e = env_new(16 * SEG, 4, 256 << 10, BR_WRITE_TAIL);
+	g_seg_size = 0;
+	g_alloc_seg = NULL;
+	/* odd-sized buffers (syncs every few records) so spans never tile
+	 * a segment exactly; fill until the log is full */
+	for (int i = 0; !err; i++) {
+		memset(rec, i, sizeof(rec));
+		err = br_store_append(e->s, rec, (uint32_t)(1000 + i % 7 * 2500),
+				      &pos);
+		if (!err && i % 5 == 4)
+			err = br_store_sync(e->s, pos);
+	}
+	assert_int_equal(err, -ENOSPC);
+	assert_int_equal(br_store_close(e->s), -ENOSPC);
+	e->s = NULL;
+
+	/* Walk the log with the reader's rule from format.h. */
+	addr = LOG_START;
+	seg_end = LOG_START + SEG;
+	for (seq = 1;; seq++) {
+		struct br_buf_header h;
+		uint64_t next_seg;
+
+		assert_int_equal(pread(e->fd, &h, sizeof(h), (off_t)addr),
+				 sizeof(h));
+		assert_int_equal(br_le64_get(h.seq), seq);
+		assert_int_equal(e->addr_of[seq], addr);
+		assert_true(addr + br_le32_get(h.span) <= seg_end);
+		next_seg = br_le64_get(h.next_seg);
+		addr += br_le32_get(h.span);
+		if (!e->addr_of[seq + 1])
+			break;
+		if (e->addr_of[seq + 1] != addr) {
+			/* it moved on: to next_seg, at its start */
+			assert_int_equal(e->addr_of[seq + 1], next_seg);
+			addr = next_seg;
+			seg_end = addr + SEG;
+			segs_seen++;
+		}
+	}
+	/* 16 segments minus nothing: the backwards allocator gave 15 more */
+	assert_int_equal(segs_seen, 16);
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_store_transient_and_short_writes_are_retried),
 		cmocka_unit_test(test_store_persistent_failure_latches_eio),
 		cmocka_unit_test(test_store_full_log_returns_enospc),
+		cmocka_unit_test(test_store_buffers_stay_inside_segments_and_chain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
