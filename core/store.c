@@ -155,7 +155,7 @@ int br_store_open(const struct br_store_config *cfg, struct br_store **out)
 	int err;
 
 	if (cfg->log_start % BR_BLOCK_SIZE || cfg->next_addr % BR_BLOCK_SIZE ||
-	    cfg->next_addr < cfg->log_start || cfg->next_addr >= cfg->log_end ||
+	    cfg->next_addr < cfg->log_start || cfg->next_addr > cfg->log_end ||
 	    cfg->seg_size % BR_BLOCK_SIZE || !cfg->next_seq ||
 	    (cfg->seg_size && (cfg->log_end - cfg->log_start) % cfg->seg_size))
 		return -EINVAL;
@@ -166,9 +166,11 @@ int br_store_open(const struct br_store_config *cfg, struct br_store **out)
 	if (!s->cfg.seg_size)
 		s->cfg.seg_size = cfg->log_end - cfg->log_start;
 	s->next_addr = cfg->next_addr;
-	s->seg_end = cfg->log_start + (cfg->next_addr - cfg->log_start) /
-		     s->cfg.seg_size * s->cfg.seg_size + s->cfg.seg_size;
-	if (s->seg_end > cfg->log_end) {
+	s->seg_end = cfg->seg_end ? cfg->seg_end :
+		cfg->log_start + (cfg->next_addr - cfg->log_start) /
+		s->cfg.seg_size * s->cfg.seg_size + s->cfg.seg_size;
+	if (s->seg_end > cfg->log_end || s->next_addr > s->seg_end ||
+	    (s->seg_end - cfg->log_start) % s->cfg.seg_size) {
 		err = -EINVAL;
 		goto err_free;
 	}

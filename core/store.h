@@ -56,8 +56,11 @@ struct br_store_config {
 	enum br_write_mode mode; /* default BR_WRITE_TAIL */
 	uint64_t log_start;	/* first log byte (block aligned) */
 	uint64_t log_end;	/* one past the last usable log byte */
-	uint64_t next_addr;	/* where the next buffer goes (>= log_start),
-				 * strictly inside a segment or at its start */
+	uint64_t next_addr;	/* where the next buffer goes (>= log_start) */
+	uint64_t seg_end;	/* end of the segment next_addr is in; next_addr
+				 * may equal it (that segment is full).  0:
+				 * next_addr is inside a segment or at its
+				 * start, compute it */
 	uint64_t seg_size;	/* bytes per segment; buffers never cross a
 				 * segment boundary (0: the whole log is one) */
 	uint64_t next_seg;	/* segment the log continues in after the one
