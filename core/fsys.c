@@ -1424,6 +1424,11 @@ static int xattr_log(struct br_fs *fs, uint64_t ino, const char *name,
 
 	if (nl == 0 || nl > BR_NAME_MAX)
 		return -ERANGE;
+	/* POSIX ACLs (system.posix_acl_*) would be stored but not enforced
+	 * and not reflected in the mode: refuse them, so tools like cp -a
+	 * fall back to chmod, as on a filesystem mounted with noacl. */
+	if (set && !strncmp(name, "system.", 7))
+		return -EOPNOTSUPP;
 	if (size > XATTR_VALUE_MAX)
 		return -E2BIG;
 	if (flags & ~(BR_FS_XATTR_CREATE | BR_FS_XATTR_REPLACE))

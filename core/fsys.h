@@ -192,8 +192,9 @@ int br_fs_statfs(struct br_fs *fs, struct statvfs *sv);
 
 #define BR_FS_XATTR_CREATE 1	/* = XATTR_CREATE */
 #define BR_FS_XATTR_REPLACE 2	/* = XATTR_REPLACE */
-/* -EEXIST, -ENODATA, -ERANGE (name longer than 255), -E2BIG (value larger
- * than 64 KiB), -EINVAL (empty name or unknown flags). */
+/* -EEXIST, -ENODATA, -ERANGE (empty name or longer than 255), -E2BIG
+ * (value larger than 64 KiB), -EINVAL (unknown flags), -EOPNOTSUPP for
+ * the system.* namespace (POSIX ACLs are not supported). */
 int br_fs_setxattr(struct br_fs *fs, uint64_t ino, const char *name,
 		   const void *value, size_t size, int flags);
 /* size 0: the value's size; -ERANGE if size is too small; -ENODATA. */
