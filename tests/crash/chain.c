@@ -119,7 +119,9 @@ bool chain_buf_ok(const struct chain *c, const uint8_t *b, uint64_t addr,
 			return false;
 		}
 		rl = br_le32_get(r->len);
-		if (rl < sizeof(*r) || br_rec_padded(rl) > len - off) {
+		/* rl > len - off first: br_rec_padded() of a length near
+		 * 2^32 wraps to 0 */
+		if (rl < sizeof(*r) || rl > len - off || br_rec_padded(rl) > len - off) {
 			why_set(why, wl, "record length %u at %llu+%u", rl,
 				(unsigned long long)addr, off);
 			return false;
