@@ -803,8 +803,11 @@ int main(int argc, char *argv[])
 			err = -ENOMEM;
 		} else {
 			fuse_loop_cfg_set_clone_fd(lc, (unsigned)c.clone_fd);
-			fuse_loop_cfg_set_max_threads(lc, c.max_threads);
-			fuse_loop_cfg_set_idle_threads(lc, c.max_idle_threads);
+			/* UINT_MAX: not given on the command line */
+			if (c.max_threads != UINT_MAX)
+				fuse_loop_cfg_set_max_threads(lc, c.max_threads);
+			if (c.max_idle_threads != UINT_MAX)
+				fuse_loop_cfg_set_idle_threads(lc, c.max_idle_threads);
 			err = fuse_session_loop_mt(se, lc);
 			fuse_loop_cfg_destroy(lc);
 		}
