@@ -1083,20 +1083,30 @@ static int rd_piece(void *ctx, uint64_t off, uint64_t len,
 	return 0;
 }
 
-/* Read len bytes at log address addr into dst with aligned O_DIRECT reads
- * through a bounce buffer. */
-static int read_log(struct br_fs *fs, uint8_t *dst, uint64_t addr, uint64_t len)
+/*
+ * Read the pieces io[0..n) (ascending log addresses, each gap at most
+ * READ_GAP_MAX, total span at most READ_SPAN_MAX: see read_pieces) with
+ * one aligned O_DIRECT read through a bounce buffer.  A file written in
+ * small sequential writes sits in the log as data separated by 24-byte
+ * record headers; this turns its reads back into large ones.
+ */
+#define READ_GAP_MAX (64u << 10)
+#define READ_SPAN_MAX (4u << 20)
+
+static int read_group(struct br_fs *fs, uint8_t *buf, const struct rd_io *io,
+		      size_t n)
 {
-	uint64_t a0 = addr & ~(uint64_t)(BR_BLOCK_SIZE - 1);
-	uint64_t a1 = (addr + len + BR_BLOCK_SIZE - 1) & ~(uint64_t)(BR_BLOCK_SIZE - 1);
-	size_t n = (size_t)(a1 - a0), done = 0;
+	uint64_t a0 = io[0].addr & ~(uint64_t)(BR_BLOCK_SIZE - 1);
+	uint64_t end = io[n - 1].addr + io[n - 1].len;
+	uint64_t a1 = (end + BR_BLOCK_SIZE - 1) & ~(uint64_t)(BR_BLOCK_SIZE - 1);
+	size_t len = (size_t)(a1 - a0), done = 0;
 	uint8_t *b;
 	int err = 0;
 
-	if (posix_memalign((void **)&b, BR_BLOCK_SIZE, n))
+	if (posix_memalign((void **)&b, BR_BLOCK_SIZE, len))
 		return -ENOMEM;
-	while (done < n) {
-		ssize_t r = pread(fs->rfd, b + done, n - done, (off_t)(a0 + done));
+	while (done < len) {
+		ssize_t r = pread(fs->rfd, b + done, len - done, (off_t)(a0 + done));
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -1106,10 +1116,31 @@ static int read_log(struct br_fs *fs, uint8_t *dst, uint64_t addr, uint64_t len)
 		}
 		done += (size_t)r;
 	}
-	if (!err)
-		memcpy(dst, b + (addr - a0), len);
+	for (size_t i = 0; !err && i < n; i++)
+		memcpy(buf + io[i].dst, b + (io[i].addr - a0), io[i].len);
 	free(b);
 	return err;
+}
+
+static int read_pieces(struct br_fs *fs, uint8_t *buf, const struct rd_io *io,
+		       size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t j = i + 1;
+		int err;
+
+		while (j < n && io[j].addr >= io[j - 1].addr + io[j - 1].len &&
+		       io[j].addr - (io[j - 1].addr + io[j - 1].len) <= READ_GAP_MAX &&
+		       io[j].addr + io[j].len - io[i].addr <= READ_SPAN_MAX)
+			j++;
+		err = read_group(fs, buf, io + i, j - i);
+		if (err)
+			return err;
+		i = j;
+	}
+	return 0;
 }
 
 static bool atime_due(const struct br_inode *in, struct timespec t)
@@ -1151,9 +1182,8 @@ ssize_t br_fs_read(struct br_fs *fs, uint64_t ino, void *buf, size_t size,
 	if (!err)
 		touch_atime = atime_due(in, t);
 	unlock(fs);
-	for (size_t i = 0; !err && i < rc.nio; i++)
-		err = read_log(fs, rc.buf + rc.io[i].dst, rc.io[i].addr,
-			       rc.io[i].len);
+	if (!err)
+		err = read_pieces(fs, rc.buf, rc.io, rc.nio);
 	free(rc.io);
 	if (err)
 		return err;
