@@ -104,6 +104,11 @@ bool chain_buf_ok(const struct chain *c, const uint8_t *b, uint64_t addr,
 			(unsigned long long)addr);
 		return false;
 	}
+	if (addr / c->sb.seg_size != (addr + span - 1) / c->sb.seg_size) {
+		why_set(why, wl, "buffer at %llu crosses a segment boundary",
+			(unsigned long long)addr);
+		return false;
+	}
 	if (!full)
 		return true;
 	if (br_crc32c(0, b + 4, sizeof(*h) - 4 + len) != br_le32_get(h->crc)) {
@@ -131,80 +136,121 @@ bool chain_buf_ok(const struct chain *c, const uint8_t *b, uint64_t addr,
 	return true;
 }
 
+/* Read the buffer at addr into *buf (first block only unless full) and
+ * check it against the chain; 1 valid, 0 not, -errno. */
+static int try_buf(int fd, struct chain *c, uint64_t addr, bool full,
+		   uint8_t **buf, size_t *cap)
+{
+	const struct br_buf_header *h;
+	uint32_t span;
+	int err;
+
+	if (addr < c->sb.log_start || addr % BR_BLOCK_SIZE ||
+	    addr + BR_BLOCK_SIZE > c->sb.log_end) {
+		why_set(c->stop, sizeof(c->stop), "address %llu outside the log",
+			(unsigned long long)addr);
+		return 0;
+	}
+	err = read_at(fd, *buf, BR_BLOCK_SIZE, addr);
+	if (err == -ENODATA) {
+		why_set(c->stop, sizeof(c->stop), "end of the image");
+		return 0;
+	}
+	if (err)
+		return err;
+	if (!chain_buf_ok(c, *buf, addr, c->next_seq, c->nonce, false,
+			  c->stop, sizeof(c->stop)))
+		return 0;
+	h = (const void *)*buf;
+	span = br_le32_get(h->span);
+	if (!full)
+		return 1;
+	if (span > *cap) {
+		uint8_t *nb = realloc(*buf, span);
+
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = span;
+	}
+	if (span > BR_BLOCK_SIZE) {
+		err = read_at(fd, *buf + BR_BLOCK_SIZE, span - BR_BLOCK_SIZE,
+			      addr + BR_BLOCK_SIZE);
+		if (err == -ENODATA) {
+			why_set(c->stop, sizeof(c->stop), "buffer cut by the end of the image");
+			return 0;
+		}
+		if (err)
+			return err;
+	}
+	return chain_buf_ok(c, *buf, addr, c->next_seq, c->nonce, true,
+			    c->stop, sizeof(c->stop));
+}
+
+/*
+ * format.h: the buffer after X (at addr, span bytes, in the segment that
+ * ends at seg_end) is at addr + span if that leaves at least one block in
+ * the segment, else at X.next_seg; recovery tries addr + span first and
+ * X.next_seg second.  c->end / c->next_seg describe X (the roll-forward
+ * point when no buffer was found yet: then only c->end).
+ */
 long chain_walk(int fd, struct chain *c, bool full)
 {
 	static uint8_t *buf;	/* grows, reused: tests are single-threaded */
 	static size_t cap;
 	long added = 0;
 
+	if (cap < BR_BLOCK_SIZE) {
+		free(buf);
+		buf = malloc(BR_BLOCK_SIZE);
+		if (!buf)
+			return -ENOMEM;
+		cap = BR_BLOCK_SIZE;
+	}
 	for (;;) {
-		uint64_t addr = c->end;
 		const struct br_buf_header *h;
-		uint32_t span;
-		int err;
+		uint64_t cand[2], addr = 0;
+		unsigned nc = 0;
+		int ok = 0;
 
-		if (addr + BR_BLOCK_SIZE > c->sb.log_end) {
-			why_set(c->stop, sizeof(c->stop), "end of the log area");
-			break;
-		}
-		if (cap < BR_BLOCK_SIZE) {
-			free(buf);
-			buf = malloc(BR_BLOCK_SIZE);
-			if (!buf)
-				return -ENOMEM;
-			cap = BR_BLOCK_SIZE;
-		}
-		err = read_at(fd, buf, BR_BLOCK_SIZE, addr);
-		if (err == -ENODATA) {
-			why_set(c->stop, sizeof(c->stop), "end of the image");
-			break;
-		}
-		if (err)
-			return err;
-		if (!chain_buf_ok(c, buf, addr, c->next_seq, c->nonce, false,
-				  c->stop, sizeof(c->stop)))
-			break;
-		h = (const void *)buf;
-		span = br_le32_get(h->span);
-		if (full) {
-			if (span > cap) {
-				uint8_t *nb = realloc(buf, span);
+		if (c->n == 0) {
+			cand[nc++] = c->end;
+		} else {
+			const struct chain_buf *x = &c->v[c->n - 1];
+			uint64_t seg_end = (x->addr / c->sb.seg_size + 1) * c->sb.seg_size;
 
-				if (!nb)
-					return -ENOMEM;
-				buf = nb;
-				cap = span;
-			}
-			if (span > BR_BLOCK_SIZE) {
-				err = read_at(fd, buf + BR_BLOCK_SIZE,
-					      span - BR_BLOCK_SIZE, addr + BR_BLOCK_SIZE);
-				if (err == -ENODATA) {
-					why_set(c->stop, sizeof(c->stop), "buffer cut by the end of the image");
-					break;
-				}
-				if (err)
-					return err;
-			}
-			if (!chain_buf_ok(c, buf, addr, c->next_seq, c->nonce, true,
-					  c->stop, sizeof(c->stop)))
-				break;
+			if (c->end + BR_BLOCK_SIZE <= seg_end)
+				cand[nc++] = c->end;
+			if (x->next_seg)
+				cand[nc++] = x->next_seg;
 		}
+		if (nc == 0)
+			why_set(c->stop, sizeof(c->stop), "segment full and next_seg is 0");
+		for (unsigned i = 0; i < nc && ok == 0; i++) {
+			addr = cand[i];
+			ok = try_buf(fd, c, addr, full, &buf, &cap);
+			if (ok < 0)
+				return ok;
+		}
+		if (!ok)
+			break;
 		h = (const void *)buf;
 		if (c->n == c->cap) {
-			size_t nc = c->cap ? 2 * c->cap : 256;
-			struct chain_buf *v = realloc(c->v, nc * sizeof(*v));
+			size_t ncap = c->cap ? 2 * c->cap : 256;
+			struct chain_buf *v = realloc(c->v, ncap * sizeof(*v));
 
 			if (!v)
 				return -ENOMEM;
 			c->v = v;
-			c->cap = nc;
+			c->cap = ncap;
 		}
 		c->v[c->n++] = (struct chain_buf){
-			.addr = addr, .seq = c->next_seq, .span = span,
+			.addr = addr, .seq = c->next_seq, .span = br_le32_get(h->span),
 			.len = br_le32_get(h->len), .nonce = br_le32_get(h->nonce),
 			.prev_nonce = br_le32_get(h->prev_nonce),
+			.next_seg = br_le64_get(h->next_seg),
 		};
-		c->end = addr + span;
+		c->end = addr + br_le32_get(h->span);
 		c->next_seq++;
 		c->nonce = br_le32_get(h->nonce);
 		added++;

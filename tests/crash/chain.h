@@ -5,7 +5,8 @@
  * follows the buffer chain from the slot's roll-forward point the way
  * format.h describes it (magic, fsid, seq + 1 per buffer, prev_nonce ==
  * nonce of the buffer before, span, and with `full` the CRC and record
- * framing).  Written separately from core/replay.c on purpose: the crash
+ * framing; the successor at addr + span if a block is left in the segment,
+ * else / otherwise at next_seg).  Written separately from core/replay.c on purpose: the crash
  * tests use it as the oracle for "where must replay stop".
  *
  * Walking is incremental: chain_walk() continues from where the previous
@@ -27,6 +28,7 @@
 struct chain_buf {
 	uint64_t addr, seq;
 	uint32_t span, len, nonce, prev_nonce;
+	uint64_t next_seg;	/* where the log continues when the segment is full */
 };
 
 struct chain {
@@ -35,7 +37,8 @@ struct chain {
 	uint64_t fsid;
 	struct chain_buf *v;	/* buffers found, in log order */
 	size_t n, cap;
-	uint64_t end;		/* address after the last buffer found */
+	uint64_t end;		/* address after the last buffer found (the
+				 * roll-forward address before the first) */
 	uint64_t next_seq;	/* seq the next buffer must carry */
 	uint32_t nonce;		/* nonce of the last buffer (0: none yet) */
 	char stop[160];		/* why the last walk stopped */

@@ -7,11 +7,11 @@
  *
  *   logcut list IMAGE          one line per valid buffer, then a summary
  *   logcut end IMAGE           the end address of the valid chain
- *   logcut cut IMAGE K         keep buffers 0..K-1, zero everything from
- *                              buffer K to the end of the log area
+ *   logcut cut IMAGE K         keep buffers 0..K-1, zero buffers K.. of
+ *                              the chain
  *   logcut tear IMAGE K BYTES  buffer K keeps its first BYTES (a multiple
  *                              of 512: a torn write), the rest of it and
- *                              everything after is zeroed
+ *                              the chain's buffers after it are zeroed
  *   logcut flip IMAGE K OFF [MASK]  xor one byte of buffer K (MASK, default
  *                              0x01); nothing else changes
  *   logcut hole IMAGE K        zero buffer K only: K+1.. stay on disk
@@ -23,8 +23,11 @@
  *                              exit 0 and "match nonce-ok|nonce-bad",
  *                              else exit 3
  *
- * Damaging commands print "P=<addr> K=<k> model=<what>" (P: where replay
- * must stop) and refuse (exit 2) to touch an image whose flock is held
+ * Damaging commands print "P=<addr> Pc=<addr> K=<k> model=<what> ...":
+ * replay must stop before the buffer at P, i.e. keep exactly the buffers
+ * before it; Pc is the end of the last kept buffer (differs from P when the
+ * buffer at P was reached through next_seg: either is a correct place for
+ * the next mount to continue).  They refuse (exit 2) to touch an image whose flock is held
  * (mounted).  Exit 1 on usage or I/O errors.
  */
 #include <errno.h>
@@ -135,9 +138,9 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "list")) {
 		for (size_t i = 0; i < c.n; i++)
-			printf("%zu addr=%" PRIu64 " seq=%" PRIu64 " span=%u len=%u nonce=%08x prev=%08x\n",
+			printf("%zu addr=%" PRIu64 " seq=%" PRIu64 " span=%u len=%u nonce=%08x prev=%08x next_seg=%" PRIu64 "\n",
 			       i, c.v[i].addr, c.v[i].seq, c.v[i].span, c.v[i].len,
-			       c.v[i].nonce, c.v[i].prev_nonce);
+			       c.v[i].nonce, c.v[i].prev_nonce, c.v[i].next_seg);
 		printf("end=%" PRIu64 " buffers=%zu next_seq=%" PRIu64 " last_nonce=%08x log_start=%" PRIu64 " log_end=%" PRIu64 " stop=%s\n",
 		       c.end, c.n, c.next_seq, c.nonce, c.sb.log_start, c.sb.log_end, c.stop);
 		return 0;
@@ -232,28 +235,46 @@ int main(int argc, char **argv)
 		const struct chain_buf *b = &c.v[k];
 		uint64_t covered = sizeof(struct br_buf_header) + b->len;
 
+		/* P: the first address replay must not take; Pc: the address
+		 * right after the last buffer it keeps (they differ when the
+		 * buffer at P was reached through next_seg) */
+		uint64_t Pc = k ? c.v[k - 1].addr + c.v[k - 1].span : c.slot.roll_addr;
+
 		if (!strcmp(model, "cut")) {
-			zero_range(fd, b->addr, c.sb.log_end - b->addr);
+			for (size_t i = k; i < c.n; i++)
+				zero_range(fd, c.v[i].addr, c.v[i].span);
 			P = b->addr;
 		} else if (!strcmp(model, "tear")) {
 			if (kbytes > b->span)
 				die("%s", "BYTES is larger than the buffer");
-			zero_range(fd, b->addr + kbytes, c.sb.log_end - b->addr - kbytes);
-			P = kbytes >= covered ? b->addr + b->span : b->addr;
+			zero_range(fd, b->addr + kbytes, b->span - kbytes);
+			for (size_t i = k + 1; i < c.n; i++)
+				zero_range(fd, c.v[i].addr, c.v[i].span);
+			if (kbytes >= covered) {
+				P = k + 1 < c.n ? c.v[k + 1].addr : c.end;
+				Pc = b->addr + b->span;
+			} else {
+				P = b->addr;
+			}
 		} else if (!strcmp(model, "flip")) {
 			if (off >= b->span)
 				die("%s", "OFF is outside the buffer");
 			flip_byte(fd, b->addr + off, mask);
-			P = off < covered ? b->addr : c.end;
+			if (off >= covered) {
+				P = c.end;
+				Pc = c.end;
+			} else {
+				P = b->addr;
+			}
 		} else { /* hole */
 			zero_range(fd, b->addr, b->span);
 			P = b->addr;
 		}
 		if (fdatasync(fd))
 			die("fdatasync: %s", strerror(errno));
-		printf("P=%" PRIu64 " K=%" PRIu64 " model=%s bytes=%" PRIu64 " off=%" PRIu64
+		printf("P=%" PRIu64 " Pc=%" PRIu64 " K=%" PRIu64 " model=%s bytes=%" PRIu64 " off=%" PRIu64
 		       " mask=0x%02x buffers=%zu old_end=%" PRIu64 "\n",
-		       P, k, model, kbytes, off, mask, c.n, c.end);
+		       P, Pc, k, model, kbytes, off, mask, c.n, c.end);
 	}
 	chain_free(&c);
 	close(fd);

@@ -75,19 +75,20 @@ for i in $(seq 1 "$ROUNDS"); do
 		continue
 	fi
 	next=$(field next "$info")
-	if [ "$next" != "$P" ]; then
-		bad "round $i (seed $s, $cut): replay stopped at $next, expected $P"
+	Pc=$(field Pc "$cut")
+	if [ "$next" != "$P" ] && [ "$next" != "$Pc" ]; then
+		bad "round $i (seed $s, $cut): replay stopped at $next, expected $P (or $Pc)"
 		continue
 	fi
-	# last valid buffer before P, from the original list
-	prev=$(awk -v p="$P" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+	# last valid buffer before the cut (ends at Pc), from the original list
+	prev=$(awk -v p="$Pc" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
 		if ($1 ~ /^[0-9]+$/ && f["addr"] + f["span"] == p) print f["nonce"] }' "$T/base.list")
 	[ -n "$prev" ] || prev=00000000
 	out=$("$BRTOOL" crashwrite "$T/img" marker 2>&1) || { bad "round $i: write after the cut: $out"; continue; }
 	"$LOGCUT" list "$T/img" >"$T/img.list"
-	first_new=$(awk -v p="$P" '$2 == "addr=" p { print }' "$T/img.list")
-	if [ -z "$first_new" ] || ! printf '%s' "$first_new" | grep -q "prev=$prev"; then
-		bad "round $i (seed $s, $cut): no buffer at P=$P continuing the chain from nonce $prev: '$first_new'"
+	first_new=$(awk -v p="$next" '$2 == "addr=" p { print }' "$T/img.list")
+	if [ -z "$first_new" ] || ! printf '%s' "$first_new" | grep -q "prev=$prev "; then
+		bad "round $i (seed $s, $cut): no buffer at $next continuing the chain from nonce $prev: '$first_new'"
 		continue
 	fi
 	if ! "$BRTOOL" ls "$T/img" | grep -qx marker; then
@@ -112,7 +113,8 @@ for k in $(awk '$1 ~ /^[0-9]+$/ && $4 == "span=4096" { print $1 }' "$T/base.list
 	cut=$("$LOGCUT" hole "$T/img" "$k")
 	P=$(field P "$cut")
 	info=$("$BRTOOL" info "$T/img" 2>&1) || { bad "hole at $k: open failed: $info"; continue; }
-	[ "$(field next "$info")" = "$P" ] || { bad "hole at $k: replay stopped at $(field next "$info"), expected $P"; continue; }
+	n1=$(field next "$info")
+	[ "$n1" = "$P" ] || [ "$n1" = "$(field Pc "$cut")" ] || { bad "hole at $k: replay stopped at $n1, expected $P"; continue; }
 	"$BRTOOL" crashwrite "$T/img" after-hole >/dev/null || { bad "hole at $k: write after the hole failed"; continue; }
 	"$LOGCUT" list "$T/img" >"$T/img.list"
 	end=$(sed -n 's/^end=\([0-9]*\) .*/\1/p' "$T/img.list")

@@ -14,7 +14,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/brcorpus.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 CS=$HERE/corpus/fuzz_super
 CL=$HERE/corpus/fuzz_log
-rm -rf "$CS" "$CL"
+rm -rf "$CS"
+find "$CL" -maxdepth 1 -type f ! -name 'regress_*' -delete 2>/dev/null || true
 mkdir -p "$CS" "$CL"
 
 # fuzz_super input: 512 superblock bytes, 64 slot bytes[, control byte]
