@@ -26,6 +26,11 @@ cr_init() {
 		*) echo "unknown argument $1" >&2; exit 2 ;;
 		esac
 	done
+	# absolute paths: lib.sh's unmount does cd /
+	local v
+	for v in CR_MKFS_ARG CR_FS_ARG CR_LOGCUT CR_KT; do
+		[ -n "${!v}" ] && [ -e "${!v}" ] && printf -v "$v" '%s' "$(readlink -f "${!v}")"
+	done
 	[ -n "$CR_SEED" ] || CR_SEED=$(( $(date +%s%N) % 1000000007 ))
 	[ -x "$CR_LOGCUT" ] || br_skip "logcut not built: $CR_LOGCUT"
 	[ -x "$CR_KT" ] || br_skip "kill_torture not built: $CR_KT"

@@ -328,9 +328,20 @@ static int verify_live(const struct file *f, int s)
 	fd = open(name, O_RDONLY);
 	if (fd < 0)
 		stop("open for read", s, errno);
-	got = pread(fd, b, len + RS, 0);
-	if (got < 0)
-		stop("read", s, errno);
+	/* a read may come back short when the daemon dies in the middle of
+	 * it (the kernel returns what it had): loop until EOF or an error */
+	got = 0;
+	for (;;) {
+		ssize_t n = pread(fd, (char *)b + got, len + RS - (size_t)got, got);
+
+		if (n < 0)
+			stop("read", s, errno);
+		if (n == 0)
+			break;
+		got += n;
+		if ((size_t)got == len + RS)
+			break;
+	}
 	close(fd);
 	if ((size_t)got != len) {
 		printf("worker %d: LIVE MISMATCH: s%02d (file %u) has %zd bytes, expected %zu\n",

@@ -31,7 +31,9 @@ for round in $(seq 1 "$CR_ROUNDS"); do
 	rseed=$((CR_SEED * 1000 + round))
 	if [ "$round" -gt 1 ] && [ $(((round - 1) % PER_IMAGE)) = 0 ]; then
 		br_unmount || br_die "clean unmount before the new image failed"
-		"$BR_MKFS" -f -q -s "$BR_IMAGE_SIZE" "$BR_IMG" >/dev/null 2>&1 || br_die "mkfs failed"
+		cr_wait_unlocked "$BR_IMG" || br_die "image still locked after a clean unmount"
+		"$BR_MKFS" -f -q -s "$BR_IMAGE_SIZE" "$BR_IMG" >"$BR_TMP/mkfs.log" 2>&1 ||
+			br_die "mkfs failed: $(cat "$BR_TMP/mkfs.log")"
 		br_mount
 		SUMS=()
 	fi
