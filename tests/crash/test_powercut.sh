@@ -64,6 +64,7 @@ for r in $(seq 1 "$CR_ROUNDS"); do
 	s=$((CR_SEED * 1000 + r))
 	fresh_image
 	br_mount
+	mkdir "$BR_MNT/w" && sync "$BR_MNT" || br_die "(a) mkdir"
 	ms=$(cr_rand "$s" 200 800)
 	"$CR_KT" run --dir "$BR_MNT/w" --journal "$BR_TMP/pa.$r" --seed "$s" --workers 2 \
 		--image "$BR_IMG" --time-ms "$ms" >"$BR_TMP/run.out" 2>&1 ||
@@ -77,6 +78,7 @@ for r in $(seq 1 $(((CR_ROUNDS + 1) / 2))); do
 	s=$((CR_SEED * 1000 + 500 + r))
 	fresh_image
 	br_mount
+	mkdir "$BR_MNT/w" && sync "$BR_MNT" || br_die "(b) mkdir"
 	"$CR_KT" run --dir "$BR_MNT/w" --journal "$BR_TMP/pb.$r" --seed "$s" --workers 2 \
 		--image "$BR_IMG" --time-ms 20000 >"$BR_TMP/run.out" 2>&1 &
 	wpid=$!
