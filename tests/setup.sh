@@ -13,6 +13,8 @@ pkgs="gcc libc6-dev pkg-config meson ninja-build libfuse3-dev fuse3 liburing-dev
 if [ "${1:-}" = all ]; then
 	# what the mount tests drive: ordinary tools on a real tree
 	pkgs="$pkgs rsync git attr xxd util-linux e2fsprogs"
+	# tests/fuzz: libFuzzer targets built with clang
+	pkgs="$pkgs clang libclang-rt-14-dev"
 fi
 
 missing=""
