@@ -436,6 +436,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	rp.fsid = fs->fsid;
 	rp.log_start = fs->sb.log_start;
 	rp.log_end = fs->sb.log_end;
+	rp.seg_size = fs->sb.seg_size;
 	rp.addr = slot.roll_addr;
 	rp.seq = slot.roll_seq;
 	rp.fn = replay_record;
@@ -461,6 +462,9 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	sc.log_start = fs->sb.log_start;
 	sc.log_end = fs->sb.log_end;
 	sc.next_addr = rp.addr;
+	sc.seg_size = fs->sb.seg_size;
+	sc.seg_end = rp.seg_end;
+	sc.next_seg = rp.next_seg;
 	sc.next_seq = rp.seq;
 	sc.fsid = fs->fsid;
 	sc.prev_nonce = rp.nonce;

@@ -120,7 +120,11 @@ struct br_replay {
 	int fd;				/* O_DIRECT is fine */
 	uint64_t fsid;
 	uint64_t log_start, log_end;
+	uint64_t seg_size;		/* 0: the whole log is one segment */
 	uint64_t addr;			/* in: first buffer; out: end of log */
+	uint64_t seg_end;		/* out: end of the segment of the last
+					 * valid buffer (0: none was found) */
+	uint64_t next_seg;		/* out: that buffer's next_seg */
 	uint64_t seq;			/* in: its seq; out: next seq */
 	uint32_t nonce;			/* in: its prev_nonce (0 after mkfs);
 					 * out: nonce of the last valid buffer */
@@ -136,11 +140,12 @@ struct br_replay {
 
 /*
  * Scan the log from r->addr, expecting seq r->seq there and +1 for each
- * next buffer, back to back.  Stops, returning 0, at the first buffer that
+ * next buffer, placed by the segment rule of format.h.  Stops, returning 0, at the first buffer that
  * is missing or invalid (magic, fsid, seq, nonce chain, span, CRC,
  * record framing):
- * nothing after a hole was ever promised.  r->addr / r->seq then say where
- * the next buffer goes.  Returns fn's nonzero value, or -errno for I/O
+ * nothing after a hole was ever promised.  r->addr / r->seq / r->seg_end /
+ * r->next_seg then say where the next buffer goes (br_store_config's
+ * next_addr, next_seq, seg_end, next_seg).  Returns fn's nonzero value, or -errno for I/O
  * errors and -ENOMEM.
  */
 int br_replay_scan(struct br_replay *r);
