@@ -239,10 +239,14 @@ static_assert(sizeof(struct br_super_block) == BR_SUPER_SIZE, "on-disk ABI");
 
 /*
  * One of the two slots in blocks 1 and 2; the rest of its block is zero.
- * Recovery loads the checkpoint at ckpt_addr (if any) and replays the log
- * from roll_addr, where it expects a buffer with sequence roll_seq, up to
- * the first missing or damaged buffer.  `fsid` ties the slot to the
- * superblock it was written under.
+ * Recovery loads the checkpoint of generation `seq` (if ckpt_addr != 0:
+ * its records are found by scanning the log from ckpt_addr, see
+ * "Checkpoints" below) and replays the log from roll_addr, where it
+ * expects a buffer with sequence roll_seq and prev_nonce roll_nonce, up to
+ * the first missing or damaged buffer, skipping that buffer's records
+ * before roll_skip.  `fsid` ties the slot to the superblock it was written
+ * under.  Images written before roll_nonce / roll_skip existed hold zero
+ * there, which means what mkfs means: nonce 0, nothing to skip.
  */
 struct br_ckpt_slot {
 /*00*/	br_le32 crc;		/* crc32c of bytes [4, BR_SLOT_SIZE) */
@@ -252,7 +256,13 @@ struct br_ckpt_slot {
 /*18*/	br_le64 roll_addr;	/* log address where roll-forward starts */
 /*20*/	br_le64 roll_seq;	/* buffer seq expected at roll_addr, >= 1 */
 /*28*/	br_le64 fsid;		/* first 8 bytes of the superblock UUID */
-/*30*/	uint8_t reserved[16];	/* zero */
+/*30*/	br_le32 roll_nonce;	/* prev_nonce expected in the buffer at
+				 * roll_addr (0 after mkfs) */
+	br_le32 roll_skip;	/* records of the buffer at roll_addr that
+				 * begin before this byte offset (from the
+				 * buffer header) are covered by the
+				 * checkpoint and not replayed; 0 = none */
+/*38*/	uint8_t reserved[8];	/* zero */
 /*40*/
 };
 static_assert(sizeof(struct br_ckpt_slot) == BR_SLOT_SIZE, "on-disk ABI");
@@ -381,5 +391,127 @@ struct br_rec_xattr {
 static_assert(sizeof(struct br_rec_xattr) == 40, "on-disk ABI");
 
 /* --- end of metadata records --------------------------------------- */
+
+/* ------------------------------------------------------------------ */
+/* Checkpoints (core/checkpoint)                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A checkpoint is the whole metadata (the map) serialised into one blob
+ * and written into the log as ordinary records, through the same store:
+ *
+ *   CKPT_CUT   written while every change is blocked (namespace + all
+ *              inode locks held); the blob describes exactly the records
+ *              before it.  Its buffer is the roll-forward point: the slot's
+ *              roll_addr / roll_seq / roll_nonce name that buffer and
+ *              roll_skip the end of the CUT record inside it.
+ *   CKPT_HEAD  after the cut: generation, blob length and CRC32C.
+ *   CKPT_DATA  pieces of the blob, each with its byte offset in the blob;
+ *              other records may be interleaved with them.
+ *
+ * The slot (generation = slot seq) is written only after every record of
+ * the checkpoint, and every buffer the blob's extents point into, is
+ * durable.  Mount scans the log from the roll point for the HEAD of the
+ * slot's generation and its pieces; a blob that is incomplete (a hole in
+ * the log), fails its CRC or does not parse is BR_ERR_CORRUPT and mount
+ * falls back to the other slot.  Roll-forward then replays the records
+ * after the cut and ignores every CKPT_* record (of any generation).
+ * h.ino is 0 in all three.
+ */
+enum br_ckpt_rec_type {
+	BR_REC_CKPT_CUT = 32,	/* br_rec_ckpt_cut */
+	BR_REC_CKPT_HEAD = 33,	/* br_rec_ckpt_head */
+	BR_REC_CKPT_DATA = 34,	/* br_rec_ckpt_data + blob bytes */
+};
+
+struct br_rec_ckpt_cut {
+/*00*/	struct br_rec_header h;	/* BR_REC_CKPT_CUT */
+/*10*/	br_le64 gen;		/* checkpoint generation (slot seq) */
+};
+static_assert(sizeof(struct br_rec_ckpt_cut) == 24, "on-disk ABI");
+
+struct br_rec_ckpt_head {
+/*00*/	struct br_rec_header h;	/* BR_REC_CKPT_HEAD */
+/*10*/	br_le64 gen;
+/*18*/	br_le64 blob_len;	/* bytes, >= sizeof(struct br_ckpt_blob) */
+/*20*/	br_le32 blob_crc;	/* crc32c of the whole blob */
+	br_le32 npieces;	/* CKPT_DATA records that follow */
+};
+static_assert(sizeof(struct br_rec_ckpt_head) == 40, "on-disk ABI");
+
+struct br_rec_ckpt_data {
+/*00*/	struct br_rec_header h;	/* BR_REC_CKPT_DATA */
+/*10*/	br_le64 gen;
+/*18*/	br_le64 off;		/* byte offset of this piece in the blob */
+};
+static_assert(sizeof(struct br_rec_ckpt_data) == 32, "on-disk ABI");
+
+/*
+ * The blob.  Everything 8-byte aligned; variable parts padded to 8 with
+ * zeros.  Layout:
+ *
+ *   struct br_ckpt_blob
+ *   ninodes x { struct br_ckpt_inode, symlink target, xattrs, dirents,
+ *               extents }   (a directory's entries in readdir order)
+ *   nseg x br_le64          segment usage table at usage_off
+ *
+ * Only inodes that have a name (nlink > 0) are stored: an inode that lost
+ * its last name is deleted by replay too.  Extents hold durable log
+ * addresses only.  Segment usage: bytes of file data (extents) that lie in
+ * each segment, index = address / seg_size (segment 0 holds no log);
+ * metadata records and the checkpoint itself are not counted (a cleaner
+ * must also keep the segments from the roll point on, and those of the
+ * two newest checkpoints).
+ */
+#define BR_CKPT_MAGIC 0x504b4342u	/* bytes "BCKP" */
+#define BR_CKPT_VERSION 1u
+
+struct br_ckpt_blob {
+/*00*/	br_le32 magic;		/* BR_CKPT_MAGIC */
+	br_le32 version;	/* BR_CKPT_VERSION */
+/*08*/	br_le64 gen;		/* = the head's gen */
+/*10*/	br_le64 ninodes;
+/*18*/	br_le64 next_ino;	/* never reuse inode numbers below this */
+/*20*/	br_le64 usage_off;	/* blob offset of the usage table */
+/*28*/	br_le64 nseg;		/* usage entries: the superblock's seg_count */
+/*30*/	br_le64 data_bytes;	/* sum of all extent lengths */
+/*38*/	br_le64 reserved;	/* zero */
+};
+static_assert(sizeof(struct br_ckpt_blob) == 64, "on-disk ABI");
+
+struct br_ckpt_inode {
+/*00*/	br_le64 ino;
+/*08*/	br_le64 parent;		/* directories: the parent (root: itself) */
+/*10*/	struct br_disk_attr attr;	/* size included */
+/*60*/	br_le32 nlink;
+	br_le32 target_len;	/* symlinks: target bytes that follow */
+/*68*/	br_le32 nxattr;
+	br_le32 ndirent;	/* directories */
+/*70*/	br_le64 nextent;	/* regular files */
+};
+static_assert(sizeof(struct br_ckpt_inode) == 120, "on-disk ABI");
+
+struct br_ckpt_xattr {	/* + name + value, padded to 8 */
+/*00*/	br_le16 name_len;	/* 1..255 */
+	br_le16 pad;
+	br_le32 value_len;	/* 0..65536 */
+};
+static_assert(sizeof(struct br_ckpt_xattr) == 8, "on-disk ABI");
+
+struct br_ckpt_dirent {	/* + name, padded to 8 */
+/*00*/	br_le64 ino;
+/*08*/	br_le32 type;		/* S_IFMT bits of the target */
+	br_le16 name_len;	/* 1..255 */
+	br_le16 pad;
+};
+static_assert(sizeof(struct br_ckpt_dirent) == 16, "on-disk ABI");
+
+struct br_ckpt_extent {
+/*00*/	br_le64 off;		/* file offset */
+/*08*/	br_le64 addr;		/* log address of the first byte */
+/*10*/	br_le32 len;		/* bytes, 1..1 MiB (never crosses a chunk) */
+	br_le32 pad;
+};
+static_assert(sizeof(struct br_ckpt_extent) == 24, "on-disk ABI");
 
 #endif /* BR_FORMAT_H */

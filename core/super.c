@@ -476,6 +476,7 @@ static bool addr_in_log(const struct br_super *sb, uint64_t addr)
 static bool slot_valid(const struct br_super *sb, const struct br_slot *s)
 {
 	return s->seq >= 1 && s->roll_seq >= 1 && addr_in_log(sb, s->roll_addr) &&
+	       s->roll_skip <= BR_BUF_SIZE_MAX &&
 	       (s->ckpt_addr == 0 || addr_in_log(sb, s->ckpt_addr));
 }
 
@@ -491,6 +492,8 @@ int br_slot_encode(const struct br_super *sb, const struct br_slot *slot, void *
 	d.ckpt_addr = br_le64_put(slot->ckpt_addr);
 	d.roll_addr = br_le64_put(slot->roll_addr);
 	d.roll_seq = br_le64_put(slot->roll_seq);
+	d.roll_nonce = br_le32_put(slot->roll_nonce);
+	d.roll_skip = br_le32_put(slot->roll_skip);
 	d.fsid = br_le64_put(br_super_fsid(sb));
 	d.crc = br_le32_put(br_crc32c(0, (const uint8_t *)&d + 4, sizeof(d) - 4));
 	memcpy(out, &d, sizeof(d));
@@ -514,6 +517,8 @@ int br_slot_decode(const struct br_super *sb, const void *in, struct br_slot *sl
 	s.ckpt_addr = br_le64_get(d.ckpt_addr);
 	s.roll_addr = br_le64_get(d.roll_addr);
 	s.roll_seq = br_le64_get(d.roll_seq);
+	s.roll_nonce = br_le32_get(d.roll_nonce);
+	s.roll_skip = br_le32_get(d.roll_skip);
 	if (!slot_valid(sb, &s))
 		return BR_ERR_CORRUPT;
 	*slot = s;

@@ -60,6 +60,9 @@ struct br_slot {
 	uint64_t ckpt_addr;	/* log address of the checkpoint, 0 = none */
 	uint64_t roll_addr;	/* where roll-forward starts */
 	uint64_t roll_seq;	/* buffer seq expected at roll_addr */
+	uint32_t roll_nonce;	/* prev_nonce expected at roll_addr */
+	uint32_t roll_skip;	/* bytes of that buffer the checkpoint covers,
+				 * <= BR_BUF_SIZE_MAX (0: none) */
 	unsigned which;		/* slot it was read from / is written to: 0, 1 */
 };
 
@@ -142,7 +145,8 @@ int br_super_write(int fd, const struct br_super *sb);
 /*
  * Encode/decode one slot (BR_SLOT_SIZE bytes).  Decode checks magic, CRC,
  * fsid against sb, seq >= 1, roll_seq >= 1, block-aligned addresses inside
- * [log_start, log_end) (ckpt_addr may be 0), zero reserved bytes; any
+ * [log_start, log_end) (ckpt_addr may be 0), roll_skip <= BR_BUF_SIZE_MAX,
+ * zero reserved bytes; any
  * failure is BR_ERR_CORRUPT.  Encode returns -EINVAL for a slot that would
  * not decode.  slot->which is not stored.
  */

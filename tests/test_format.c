@@ -486,13 +486,21 @@ static void test_slot_round_trips_every_field(void **state)
 	make_super(&sb, 4 * GiB, 8 * MiB, 1 * MiB, 9);
 	in.ckpt_addr = sb.log_end - 4096;
 	in.roll_addr = sb.log_start + 12 * 4096;
+	in.roll_nonce = 0xdeadbeefu;
+	in.roll_skip = 0x12348u;
 	assert_int_equal(br_slot_encode(&sb, &in, raw), 0);
 	assert_int_equal(br_slot_decode(&sb, raw, &out), 0);
 	assert_int_equal(out.seq, in.seq);
 	assert_int_equal(out.ckpt_addr, in.ckpt_addr);
 	assert_int_equal(out.roll_addr, in.roll_addr);
 	assert_int_equal(out.roll_seq, in.roll_seq);
+	assert_int_equal(out.roll_nonce, in.roll_nonce);
+	assert_int_equal(out.roll_skip, in.roll_skip);
 	assert_memory_equal(raw + 4, "CKPT", 4);
+	/* roll_nonce and roll_skip at bytes 0x30 and 0x34, little-endian */
+	assert_int_equal(raw[0x30], 0xef);
+	assert_int_equal(raw[0x33], 0xde);
+	assert_int_equal(raw[0x34] | raw[0x35] << 8 | raw[0x36] << 16, 0x12348);
 }
 
 static void test_slot_detects_every_single_bit_flip(void **state)
@@ -553,6 +561,9 @@ static void test_slot_refuses_addresses_outside_the_log(void **state)
 	s.roll_seq = 0;
 	assert_int_equal(br_slot_encode(&sb, &s, raw), -EINVAL);
 	s.roll_seq = 1;
+	s.roll_skip = BR_BUF_SIZE_MAX + 8;	/* past any buffer */
+	assert_int_equal(br_slot_encode(&sb, &s, raw), -EINVAL);
+	s.roll_skip = 0;
 	assert_int_equal(br_slot_encode(&sb, &s, raw), 0);
 	assert_int_equal(br_slot_write(-1, &sb, 2, &s), -EINVAL);
 }
