@@ -41,6 +41,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "fsys_int.h"
 
 #define MAX_FILE_SIZE ((uint64_t)INT64_MAX)
@@ -252,6 +253,7 @@ static void on_complete(void *ctx, const struct br_store_done *done)
 					   done->seq, done->addr);
 	}
 	l->n = 0;
+	br_ckpt_on_complete(fs, done);
 	unlock(fs);
 }
 
@@ -288,29 +290,6 @@ static int slot_note(struct br_fs *fs, unsigned idx, uint64_t ino,
 /* Open / close                                                         */
 /* ------------------------------------------------------------------ */
 
-struct replay_ctx {
-	struct br_fs *fs;
-	uint64_t bad_addr;
-	int bad_type;
-};
-
-static int replay_record(void *ctx, const struct br_rec_header *h,
-			 uint32_t len, uint64_t addr)
-{
-	struct replay_ctx *rc = ctx;
-	struct fs_apply ax = {
-		.data = { .kind = BR_EXT_DURABLE,
-			  .v = addr + sizeof(struct br_rec_data) },
-	};
-	int err = fs_apply(rc->fs, h, len, &ax);
-
-	if (err) {
-		rc->bad_addr = addr;
-		rc->bad_type = br_le16_get(h->type);
-	}
-	return err;
-}
-
 static void why_set(char *why, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -342,6 +321,7 @@ static int create_root(struct br_fs *fs, const struct br_fs_options *opt)
 
 static void fs_free(struct br_fs *fs)
 {
+	br_ckpt_free(fs);
 	br_map_free(&fs->map, NULL);
 	for (unsigned i = 0; i < BR_RING_MAX_BUFS; i++)
 		free(fs->slot[i].v);
@@ -362,8 +342,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	struct br_fs_options defopt = { 0 };
 	struct br_store_config sc = { 0 };
 	struct br_replay rp = { 0 };
-	struct replay_ctx rc = { 0 };
-	struct br_slot slot;
+	char lwhy[256] = "";
 	struct br_fs *fs;
 	int err;
 
@@ -378,14 +357,18 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		pthread_mutex_init(&fs->ilock[i], NULL);
 	pthread_rwlock_init(&fs->map_lock, NULL);
 	br_map_init(&fs->map);
+	err = br_ckpt_init(fs);
+	if (err)
+		goto fail;
 
-	fs->fd = open(image, O_RDWR | O_DIRECT | O_CLOEXEC);
+	fs->fd = open(image, (opt->read_only ? O_RDONLY : O_RDWR) | O_DIRECT |
+		      O_CLOEXEC);
 	if (fs->fd < 0) {
 		err = -errno;
 		why_set(why, why_len, "cannot open %s: %s", image, strerror(errno));
 		goto fail;
 	}
-	if (flock(fs->fd, LOCK_EX | LOCK_NB)) {
+	if (!opt->read_only && flock(fs->fd, LOCK_EX | LOCK_NB)) {
 		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		why_set(why, why_len, err == -EBUSY ?
 			"%s is already mounted (or in use by another bringfs tool)" :
@@ -406,23 +389,12 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		why_set(why, why_len, "cannot read the superblock of %s: %s", image, strerror(-err));
 		goto fail;
 	}
-	err = br_super_can_write(&fs->sb);
+	err = opt->read_only ? 0 : br_super_can_write(&fs->sb);
 	if (err) {
 		why_set(why, why_len, "%s has read-only-compatible features this bringfs cannot write", image);
 		goto fail;
 	}
 	fs->fsid = br_super_fsid(&fs->sb);
-	err = br_slot_read_newest(fs->fd, &fs->sb, &slot);
-	if (err) {
-		why_set(why, why_len, "%s: no valid checkpoint slot: %s", image,
-			err == BR_ERR_CORRUPT ? "both are damaged" : strerror(-err));
-		goto fail;
-	}
-	if (slot.ckpt_addr) {
-		err = BR_ERR_UNSUPPORTED;
-		why_set(why, why_len, "%s has a checkpoint, which this bringfs cannot load yet", image);
-		goto fail;
-	}
 	fs->rfd = open(image, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fs->rfd < 0) {
 		err = -errno;
@@ -430,30 +402,21 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		goto fail;
 	}
 
+	/* newest valid slot -> its checkpoint -> roll forward; falls back
+	 * to the older slot if the newest checkpoint cannot be loaded */
 	fs->replaying = true;
-	rc.fs = fs;
-	rp.fd = fs->rfd;
-	rp.fsid = fs->fsid;
-	rp.log_start = fs->sb.log_start;
-	rp.log_end = fs->sb.log_end;
-	rp.seg_size = fs->sb.seg_size;
-	rp.addr = slot.roll_addr;
-	rp.seq = slot.roll_seq;
-	rp.fn = replay_record;
-	rp.ctx = &rc;
-	err = br_replay_scan(&rp);
+	err = br_ckpt_mount(fs, &rp, lwhy, sizeof(lwhy));
 	fs->replaying = false;
-	if (err == BR_ERR_CORRUPT) {
-		why_set(why, why_len, "%s: log record of type %d at byte %llu contradicts the records before it",
-			image, rc.bad_type, (unsigned long long)rc.bad_addr);
-		goto fail;
-	}
 	if (err) {
-		why_set(why, why_len, "%s: reading the log failed: %s", image, strerror(-err));
+		why_set(why, why_len, "%s: %s", image, lwhy);
 		goto fail;
 	}
 	fs->replayed_buffers = rp.buffers;
 	fs->replayed_records = rp.records;
+	if (opt->read_only) {
+		*out = fs;
+		return 0;
+	}
 
 	sc.fd = fs->fd;
 	sc.nbuf = opt->nbuf;
@@ -487,6 +450,13 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 			goto fail;
 		}
 	}
+	err = br_ckpt_start(fs, opt->ckpt_bytes, opt->ckpt_secs);
+	if (err) {
+		why_set(why, why_len, "cannot start the checkpoint thread: %s",
+			strerror(-err));
+		br_store_close(fs->store);
+		goto fail;
+	}
 	*out = fs;
 	return 0;
 
@@ -498,10 +468,15 @@ fail:
 int br_fs_close(struct br_fs *fs)
 {
 	struct br_inode *in, *tmp;
-	int err;
+	int err, cerr = 0;
 
 	if (!fs)
 		return 0;
+	if (!fs->store) {	/* read_only */
+		fs_free(fs);
+		return 0;
+	}
+	br_ckpt_stop(fs);
 	HASH_ITER(hh, fs->map.inodes, in, tmp) {
 		if (in->attr_dirty && in->nlink > 0) {
 			pin(in);
@@ -509,9 +484,13 @@ int br_fs_close(struct br_fs *fs)
 			unpin(fs, in);
 		}
 	}
+	/* A clean unmount leaves a checkpoint: the next mount replays
+	 * nothing but its own records. */
+	if (!br_store_error(fs->store) && br_ckpt_needed(fs))
+		cerr = br_ckpt_write(fs);
 	err = br_store_close(fs->store);
 	fs_free(fs);
-	return err;
+	return err ? err : cerr;
 }
 
 void br_fs_info(struct br_fs *fs, struct br_fs_info *info)

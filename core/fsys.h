@@ -43,6 +43,17 @@ struct br_fs_options {
 	enum br_write_mode mode; /* default BR_WRITE_TAIL */
 	uint32_t root_uid;	/* owner of the root directory if the log */
 	uint32_t root_gid;	/* does not have one yet (first mount) */
+	/* Background checkpoints (core/checkpoint.h): after ckpt_bytes bytes
+	 * of log (0 = 256 MiB; UINT64_MAX = never by size) or ckpt_secs
+	 * seconds after a change (0 = 30; UINT32_MAX = never by time).
+	 * br_fs_close always writes one if anything changed. */
+	uint64_t ckpt_bytes;
+	uint32_t ckpt_secs;
+	/* Load the tree and nothing else (fsck -n): no lock, no store, no
+	 * root creation, nothing written.  Only br_fs_info, br_fs_getattr,
+	 * br_fs_lookup, br_fs_readdir, br_fs_readlink, br_fs_getxattr,
+	 * br_fs_listxattr, br_fs_read and core/fsck may be used. */
+	bool read_only;
 };
 
 /*
@@ -57,9 +68,11 @@ struct br_fs_options {
 int br_fs_open(const char *image, const struct br_fs_options *opt,
 	       struct br_fs **out, char *why, size_t why_len);
 
-/* Log the times of files written since their last record, drain the store
+/* Log the times of files written since their last record, write a
+ * checkpoint (if anything changed since the last one), drain the store
  * (every record reaches the disk, one device flush), unlock and free.
- * Returns the store's latched error (-EIO, -ENOSPC) or 0. */
+ * Returns the store's latched error (-EIO, -ENOSPC), the checkpoint's
+ * error, or 0. */
 int br_fs_close(struct br_fs *fs);
 
 /* Counters, for tests and the daemon's debug output. */

@@ -60,7 +60,8 @@ struct br_fs {
 	struct br_map map;			/* map_lock */
 	struct fs_slot_list slot[BR_RING_MAX_BUFS]; /* map_lock */
 
-	struct br_store *store;		/* set once at open */
+	struct br_store *store;		/* set once at open; NULL when
+					 * opened read_only */
 	int fd;				/* O_RDWR|O_DIRECT, flock'ed, store's */
 	int rfd;			/* O_RDONLY|O_DIRECT, for reads */
 	struct br_super sb;
@@ -70,6 +71,7 @@ struct br_fs {
 
 	uint64_t replayed_buffers;	/* set at open */
 	uint64_t replayed_records;
+	struct br_ckpt *ckpt;		/* core/checkpoint.c; its own locks */
 };
 
 /* Where a record lives, for apply: durable records carry their log address

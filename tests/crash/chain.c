@@ -61,7 +61,7 @@ int chain_open(int fd, struct chain *c, char *why, size_t why_len)
 	c->fsid = br_super_fsid(&c->sb);
 	c->end = c->slot.roll_addr;
 	c->next_seq = c->slot.roll_seq;
-	c->nonce = 0;	/* as core/fsys.c: the roll-forward point after mkfs */
+	c->nonce = c->slot.roll_nonce;	/* the slot names the roll-forward point */
 	return 0;
 }
 

@@ -1,0 +1,1147 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Checkpoints: serialise the map into the log, load it at mount, roll
+ * forward from the cut.  The protocol is described in checkpoint.h, the
+ * records and the blob in format.h.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "crc32c.h"
+#include "fsys_int.h"
+
+#define CORRUPT BR_ERR_CORRUPT
+#define PIECE_MAX (256u << 10)	/* blob bytes per CKPT_DATA record */
+
+/* A completed buffer, recorded while a checkpoint is being taken. */
+struct watch_ent {
+	uint64_t seq;
+	uint64_t addr;
+	uint32_t prev_nonce;
+};
+
+/* A pending extent in the blob: its addr field is patched once its
+ * buffer's address is known. */
+struct patch {
+	size_t at;		/* blob offset of the br_ckpt_extent */
+	uint64_t seq;		/* buffer generation */
+	uint32_t boff;		/* offset of the first byte in the buffer */
+};
+
+struct br_ckpt {
+	pthread_mutex_t lock;		/* one checkpoint at a time; protects
+					 * next_gen, next_which, stats */
+	/* map_lock (write to change, on_complete holds it): */
+	bool watching;
+	bool watch_oom;
+	struct watch_ent *watch;
+	size_t nwatch, capwatch;
+
+	uint64_t next_gen;		/* generation (slot seq) of the next */
+	unsigned next_which;		/* slot it goes to */
+	struct br_ckpt_stats st;
+	uint64_t *loaded_usage;		/* usage table loaded at mount */
+	uint64_t loaded_nseg;
+	uint64_t bytes_base;		/* store bytes after the last checkpoint */
+
+	/* background thread; tlock protects stop */
+	pthread_t thread;
+	bool running;
+	bool stop;
+	pthread_mutex_t tlock;
+	pthread_cond_t tcond;
+	uint64_t every_bytes;
+	uint32_t every_secs;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void why_set(char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void why_set(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+}
+
+int br_ckpt_init(struct br_fs *fs)
+{
+	struct br_ckpt *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->tlock, NULL);
+	pthread_cond_init(&c->tcond, NULL);
+	fs->ckpt = c;
+	return 0;
+}
+
+void br_ckpt_free(struct br_fs *fs)
+{
+	struct br_ckpt *c = fs->ckpt;
+
+	if (!c)
+		return;
+	br_ckpt_stop(fs);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->tlock);
+	pthread_cond_destroy(&c->tcond);
+	free(c->watch);
+	free(c->loaded_usage);
+	free(c);
+	fs->ckpt = NULL;
+}
+
+void br_ckpt_on_complete(struct br_fs *fs, const struct br_store_done *d)
+{
+	struct br_ckpt *c = fs->ckpt;
+	const struct br_buf_header *bh = (const void *)d->data;
+
+	if (!c || !c->watching || d->err)
+		return;
+	if (c->nwatch == c->capwatch) {
+		size_t cap = c->capwatch ? c->capwatch * 2 : 64;
+		struct watch_ent *v = realloc(c->watch, cap * sizeof(*v));
+
+		if (!v) {
+			c->watch_oom = true;
+			return;
+		}
+		c->watch = v;
+		c->capwatch = cap;
+	}
+	c->watch[c->nwatch++] = (struct watch_ent){
+		.seq = d->seq, .addr = d->addr,
+		.prev_nonce = br_le32_get(bh->prev_nonce),
+	};
+}
+
+static const struct watch_ent *watch_find(const struct br_ckpt *c, uint64_t seq)
+{
+	for (size_t i = 0; i < c->nwatch; i++)
+		if (c->watch[i].seq == seq)
+			return &c->watch[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Serialising                                                          */
+/* ------------------------------------------------------------------ */
+
+struct wbuf {
+	uint8_t *p;
+	size_t n, cap;
+	struct patch *pv;
+	size_t np, pcap;
+	int err;
+};
+
+static void *wb_take(struct wbuf *w, size_t len)
+{
+	size_t padded = (len + 7) & ~(size_t)7;
+	void *r;
+
+	if (w->err)
+		return NULL;
+	if (w->n + padded > w->cap) {
+		size_t cap = w->cap ? w->cap : 1u << 20;
+		uint8_t *p;
+
+		while (cap < w->n + padded)
+			cap *= 2;
+		p = realloc(w->p, cap);
+		if (!p) {
+			w->err = -ENOMEM;
+			return NULL;
+		}
+		w->p = p;
+		w->cap = cap;
+	}
+	r = w->p + w->n;
+	memset((uint8_t *)r + len, 0, padded - len);
+	w->n += padded;
+	return r;
+}
+
+static void wb_bytes(struct wbuf *w, const void *src, size_t len)
+{
+	void *d = wb_take(w, len);
+
+	if (d)
+		memcpy(d, src, len);
+}
+
+static void usage_add(uint64_t *usage, uint64_t nseg, uint64_t seg_size,
+		      uint64_t addr, uint64_t len)
+{
+	while (len) {
+		uint64_t seg = addr / seg_size;
+		uint64_t n = (seg + 1) * seg_size - addr;
+
+		if (n > len)
+			n = len;
+		if (seg < nseg)
+			usage[seg] += n;
+		addr += n;
+		len -= n;
+	}
+}
+
+struct ser_ctx {
+	struct wbuf *w;
+	uint64_t *usage;
+	uint64_t nseg, seg_size;
+	uint64_t data_bytes;
+};
+
+static void ser_extents(struct ser_ctx *sc, const struct br_inode *in)
+{
+	struct br_chunk *ch, *tmp;
+
+	HASH_ITER(hh, in->ext.chunks, ch, tmp) {
+		for (uint32_t i = 0; i < ch->n; i++) {
+			const struct br_extent *e = &ch->ext[i];
+			size_t at = sc->w->n;
+			struct br_ckpt_extent *x = wb_take(sc->w, sizeof(*x));
+
+			if (!x)
+				return;
+			x->off = br_le64_put(e->off);
+			x->len = br_le32_put(e->len);
+			x->pad = br_le32_put(0);
+			sc->data_bytes += e->len;
+			if (e->kind == BR_EXT_DURABLE) {
+				x->addr = br_le64_put(e->v);
+				usage_add(sc->usage, sc->nseg, sc->seg_size,
+					  e->v, e->len);
+				continue;
+			}
+			x->addr = br_le64_put(0);
+			if (sc->w->np == sc->w->pcap) {
+				size_t cap = sc->w->pcap ? sc->w->pcap * 2 : 256;
+				struct patch *pv = realloc(sc->w->pv,
+							   cap * sizeof(*pv));
+
+				if (!pv) {
+					sc->w->err = -ENOMEM;
+					return;
+				}
+				sc->w->pv = pv;
+				sc->w->pcap = cap;
+			}
+			sc->w->pv[sc->w->np++] = (struct patch){
+				.at = at, .seq = e->v, .boff = e->boff,
+			};
+		}
+	}
+}
+
+static void ser_inode(struct ser_ctx *sc, const struct br_inode *in)
+{
+	struct wbuf *w = sc->w;
+	struct br_ckpt_inode *ci;
+	struct br_xattr *x, *xt;
+	uint32_t nx = HASH_COUNT(in->xattrs);
+	size_t tl = in->target ? strlen(in->target) : 0;
+
+	ci = wb_take(w, sizeof(*ci));
+	if (!ci)
+		return;
+	memset(ci, 0, sizeof(*ci));
+	ci->ino = br_le64_put(in->ino);
+	ci->parent = br_le64_put(in->parent);
+	fs_attr_put(in, &ci->attr);
+	ci->nlink = br_le32_put(in->nlink);
+	ci->target_len = br_le32_put((uint32_t)tl);
+	ci->nxattr = br_le32_put(nx);
+	ci->ndirent = br_le32_put(S_ISDIR(in->mode) ? (uint32_t)in->dir.live : 0);
+	ci->nextent = br_le64_put(S_ISREG(in->mode) ? in->ext.next : 0);
+	if (tl)
+		wb_bytes(w, in->target, tl);
+	HASH_ITER(hh, in->xattrs, x, xt) {
+		struct br_ckpt_xattr *cx = wb_take(w, sizeof(*cx) + x->namelen +
+						   x->size);
+
+		if (!cx)
+			return;
+		cx->name_len = br_le16_put(x->namelen);
+		cx->pad = br_le16_put(0);
+		cx->value_len = br_le32_put(x->size);
+		memcpy(cx + 1, x->name, x->namelen);
+		if (x->size)
+			memcpy((uint8_t *)(cx + 1) + x->namelen, x->value, x->size);
+	}
+	if (S_ISDIR(in->mode)) {
+		for (size_t i = 0; i < in->dir.n; i++) {
+			const struct br_dirent *de = in->dir.order[i].d;
+			struct br_ckpt_dirent *cd;
+
+			if (!de)
+				continue;
+			cd = wb_take(w, sizeof(*cd) + de->namelen);
+			if (!cd)
+				return;
+			cd->ino = br_le64_put(de->ino);
+			cd->type = br_le32_put(de->type);
+			cd->name_len = br_le16_put(de->namelen);
+			cd->pad = br_le16_put(0);
+			memcpy(cd + 1, de->name, de->namelen);
+		}
+	}
+	if (S_ISREG(in->mode))
+		ser_extents(sc, in);
+}
+
+/* map_lock held.  Returns the blob's inode count. */
+static uint64_t serialise(struct br_fs *fs, struct ser_ctx *sc, uint64_t gen)
+{
+	struct br_inode *in, *tmp;
+	struct br_ckpt_blob *b;
+	uint64_t n = 0;
+
+	b = wb_take(sc->w, sizeof(*b));
+	if (!b)
+		return 0;
+	memset(b, 0, sizeof(*b));
+	HASH_ITER(hh, fs->map.inodes, in, tmp) {
+		if (in->nlink == 0)
+			continue;
+		ser_inode(sc, in);
+		n++;
+	}
+	if (sc->w->err)
+		return 0;
+	b = (struct br_ckpt_blob *)sc->w->p;
+	b->magic = br_le32_put(BR_CKPT_MAGIC);
+	b->version = br_le32_put(BR_CKPT_VERSION);
+	b->gen = br_le64_put(gen);
+	b->ninodes = br_le64_put(n);
+	b->next_ino = br_le64_put(fs->map.next_ino);
+	b->nseg = br_le64_put(sc->nseg);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                              */
+/* ------------------------------------------------------------------ */
+
+static void lock_all(struct br_fs *fs)
+{
+	pthread_mutex_lock(&fs->ns_lock);
+	for (unsigned i = 0; i < FS_INODE_LOCKS; i++)
+		pthread_mutex_lock(&fs->ilock[i]);
+}
+
+static void unlock_all(struct br_fs *fs)
+{
+	for (unsigned i = FS_INODE_LOCKS; i-- > 0;)
+		pthread_mutex_unlock(&fs->ilock[i]);
+	pthread_mutex_unlock(&fs->ns_lock);
+}
+
+static void watch_set(struct br_fs *fs, bool on)
+{
+	struct br_ckpt *c = fs->ckpt;
+
+	pthread_rwlock_wrlock(&fs->map_lock);
+	c->watching = on;
+	if (on) {
+		c->nwatch = 0;
+		c->watch_oom = false;
+	}
+	pthread_rwlock_unlock(&fs->map_lock);
+}
+
+static int append_blob(struct br_fs *fs, uint64_t gen, const uint8_t *blob,
+		       uint64_t len, uint64_t *last)
+{
+	uint32_t piece = br_store_max_record(fs->store) -
+			 (uint32_t)sizeof(struct br_rec_ckpt_data);
+	struct br_rec_ckpt_head head;
+	uint64_t npieces;
+	int err;
+
+	if (piece > PIECE_MAX)
+		piece = PIECE_MAX;
+	piece &= ~(BR_REC_ALIGN - 1);
+	npieces = (len + piece - 1) / piece;
+	memset(&head, 0, sizeof(head));
+	head.h.type = br_le16_put(BR_REC_CKPT_HEAD);
+	head.h.len = br_le32_put(sizeof(head));
+	head.gen = br_le64_put(gen);
+	head.blob_len = br_le64_put(len);
+	head.blob_crc = br_le32_put(br_crc32c(0, blob, len));
+	head.npieces = br_le32_put((uint32_t)npieces);
+	err = br_store_append(fs->store, &head, sizeof(head), last);
+	for (uint64_t off = 0; !err && off < len; off += piece) {
+		uint32_t n = len - off < piece ? (uint32_t)(len - off) : piece;
+		uint32_t rl = (uint32_t)sizeof(struct br_rec_ckpt_data) + n;
+		struct br_rec_ckpt_data *d;
+		struct br_resv r;
+
+		err = br_store_reserve(fs->store, rl, &r);
+		if (err)
+			break;
+		d = (struct br_rec_ckpt_data *)r.ptr;
+		memset(d, 0, sizeof(*d));
+		d->h.type = br_le16_put(BR_REC_CKPT_DATA);
+		d->h.len = br_le32_put(rl);
+		d->gen = br_le64_put(gen);
+		d->off = br_le64_put(off);
+		memcpy(d + 1, blob + off, n);
+		br_store_commit(fs->store, &r);
+		*last = r.pos;
+	}
+	return err;
+}
+
+static int ckpt_write_locked(struct br_fs *fs)
+{
+	struct br_ckpt *c = fs->ckpt;
+	uint64_t nseg = fs->sb.seg_count, gen = c->next_gen;
+	struct wbuf w = { 0 };
+	struct ser_ctx sc = { .w = &w, .nseg = nseg, .seg_size = fs->sb.seg_size };
+	struct br_rec_ckpt_cut cut;
+	const struct watch_ent *we;
+	struct br_store_stats ss;
+	struct br_slot slot = { 0 };
+	uint64_t t0 = now_ns(), t1, cut_pos = 0, last = 0, ninodes = 0;
+	struct br_ckpt_blob *b;
+	int err;
+
+	if (!fs->store)
+		return -EROFS;
+	err = br_store_error(fs->store);
+	if (err)
+		return err;
+	sc.usage = calloc(nseg ? nseg : 1, sizeof(*sc.usage));
+	if (!sc.usage)
+		return -ENOMEM;
+
+	/* Steps 1-4 of checkpoint.h: writers are blocked from here ... */
+	lock_all(fs);
+	watch_set(fs, true);
+	memset(&cut, 0, sizeof(cut));
+	cut.h.type = br_le16_put(BR_REC_CKPT_CUT);
+	cut.h.len = br_le32_put(sizeof(cut));
+	cut.gen = br_le64_put(gen);
+	err = br_store_append(fs->store, &cut, sizeof(cut), &cut_pos);
+	if (!err) {
+		pthread_rwlock_rdlock(&fs->map_lock);
+		ninodes = serialise(fs, &sc, gen);
+		pthread_rwlock_unlock(&fs->map_lock);
+		err = w.err;
+	}
+	unlock_all(fs);
+	t1 = now_ns();
+	/* ... to here. */
+	if (err)
+		goto out;
+
+	err = br_store_sync(fs->store, cut_pos);
+	watch_set(fs, false);	/* every buffer up to the cut has completed */
+	if (err)
+		goto out;
+	if (c->watch_oom) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* The roll-forward point: the cut's buffer. */
+	we = watch_find(c, br_pos_seq(cut_pos));
+	if (!we) {
+		err = -EIO;	/* sync returned before its buffer completed */
+		goto out;
+	}
+	slot.roll_addr = we->addr;
+	slot.roll_seq = we->seq;
+	slot.roll_nonce = we->prev_nonce;
+	slot.roll_skip = (uint32_t)(cut_pos & 0xffffffffu);
+	for (size_t i = 0; i < w.np; i++) {
+		const struct watch_ent *pe = watch_find(c, w.pv[i].seq);
+		struct br_ckpt_extent *x = (void *)(w.p + w.pv[i].at);
+		uint64_t addr;
+
+		if (!pe) {
+			err = -EIO;
+			goto out;
+		}
+		addr = pe->addr + w.pv[i].boff;
+		x->addr = br_le64_put(addr);
+		usage_add(sc.usage, nseg, sc.seg_size, addr, br_le32_get(x->len));
+	}
+	b = (struct br_ckpt_blob *)w.p;
+	b->usage_off = br_le64_put(w.n);
+	b->data_bytes = br_le64_put(sc.data_bytes);
+	for (uint64_t i = 0; i < nseg; i++) {
+		br_le64 v = br_le64_put(sc.usage[i]);
+
+		wb_bytes(&w, &v, sizeof(v));
+	}
+	err = w.err;
+	if (err)
+		goto out;
+	err = append_blob(fs, gen, w.p, w.n, &last);
+	if (!err)
+		err = br_store_sync(fs->store, last);
+	if (err)
+		goto out;
+	slot.seq = gen;
+	slot.ckpt_addr = slot.roll_addr;
+	err = br_slot_write(fs->fd, &fs->sb, c->next_which, &slot);
+	if (err)
+		goto out;
+	br_store_stats(fs->store, &ss);
+	c->bytes_base = ss.bytes;
+	c->next_which ^= 1;
+	c->st.written++;
+	c->st.last_gen = gen;
+	c->st.last_blob_bytes = w.n;
+	c->st.last_inodes = ninodes;
+	c->st.last_block_ns = t1 - t0;
+	if (t1 - t0 > c->st.max_block_ns)
+		c->st.max_block_ns = t1 - t0;
+	c->st.last_total_ns = now_ns() - t0;
+out:
+	if (c->watching)
+		watch_set(fs, false);
+	/* A failed attempt may have left records of `gen` in the log: never
+	 * publish another checkpoint under the same generation. */
+	c->next_gen = gen + 1;
+	free(w.p);
+	free(w.pv);
+	free(sc.usage);
+	return err;
+}
+
+int br_ckpt_write(struct br_fs *fs)
+{
+	struct br_ckpt *c = fs->ckpt;
+	int err;
+
+	pthread_mutex_lock(&c->lock);
+	err = ckpt_write_locked(fs);
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+bool br_ckpt_needed(struct br_fs *fs)
+{
+	struct br_ckpt *c = fs->ckpt;
+	struct br_store_stats ss;
+	bool need;
+
+	if (!fs->store)
+		return false;
+	br_store_sync_all(fs->store);
+	br_store_stats(fs->store, &ss);
+	pthread_mutex_lock(&c->lock);
+	need = c->st.last_gen == 0 || c->st.tail_records > 0 ||
+	       ss.bytes != c->bytes_base;
+	pthread_mutex_unlock(&c->lock);
+	return need;
+}
+
+void br_ckpt_stats(struct br_fs *fs, struct br_ckpt_stats *st)
+{
+	pthread_mutex_lock(&fs->ckpt->lock);
+	*st = fs->ckpt->st;
+	pthread_mutex_unlock(&fs->ckpt->lock);
+}
+
+void br_ckpt_usage(struct br_fs *fs, uint64_t *usage, uint64_t nseg)
+{
+	struct br_inode *in, *tmp;
+	struct br_chunk *ch, *ct;
+
+	memset(usage, 0, nseg * sizeof(*usage));
+	HASH_ITER(hh, fs->map.inodes, in, tmp) {
+		HASH_ITER(hh, in->ext.chunks, ch, ct) {
+			for (uint32_t i = 0; i < ch->n; i++)
+				if (ch->ext[i].kind == BR_EXT_DURABLE)
+					usage_add(usage, nseg, fs->sb.seg_size,
+						  ch->ext[i].v, ch->ext[i].len);
+		}
+	}
+}
+
+const uint64_t *br_ckpt_loaded_usage(struct br_fs *fs, uint64_t *nseg)
+{
+	*nseg = fs->ckpt->loaded_nseg;
+	return fs->ckpt->loaded_usage;
+}
+
+/* ------------------------------------------------------------------ */
+/* Background thread                                                    */
+/* ------------------------------------------------------------------ */
+
+static void *ckpt_thread(void *arg)
+{
+	struct br_fs *fs = arg;
+	struct br_ckpt *c = fs->ckpt;
+	uint64_t since = 0;	/* when a change was first seen, 0: none */
+
+	pthread_mutex_lock(&c->tlock);
+	while (!c->stop) {
+		struct br_store_stats ss;
+		struct timespec ts;
+		uint64_t base, t;
+		bool due;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 200 * 1000000;	/* poll: 5 cheap looks a second */
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->tcond, &c->tlock, &ts);
+		if (c->stop)
+			break;
+		br_store_stats(fs->store, &ss);
+		pthread_mutex_lock(&c->lock);
+		base = c->bytes_base;
+		pthread_mutex_unlock(&c->lock);
+		t = now_ns();
+		if (ss.bytes == base) {
+			since = 0;
+			continue;
+		}
+		if (!since)
+			since = t;
+		due = (c->every_bytes != UINT64_MAX &&
+		       ss.bytes - base >= c->every_bytes) ||
+		      (c->every_secs != UINT32_MAX &&
+		       t - since >= (uint64_t)c->every_secs * 1000000000ull);
+		if (!due)
+			continue;
+		pthread_mutex_unlock(&c->tlock);
+		{
+			int err = br_ckpt_write(fs);
+
+			pthread_mutex_lock(&c->lock);
+			c->st.last_err = err;
+			pthread_mutex_unlock(&c->lock);
+		}
+		since = 0;
+		pthread_mutex_lock(&c->tlock);
+	}
+	pthread_mutex_unlock(&c->tlock);
+	return NULL;
+}
+
+int br_ckpt_start(struct br_fs *fs, uint64_t bytes, uint32_t secs)
+{
+	struct br_ckpt *c = fs->ckpt;
+	pthread_condattr_t ca;
+	int err;
+
+	if (c->running)
+		return 0;
+	c->every_bytes = bytes ? bytes : BR_CKPT_BYTES_DEFAULT;
+	c->every_secs = secs ? secs : BR_CKPT_SECS_DEFAULT;
+	if (c->every_bytes == UINT64_MAX && c->every_secs == UINT32_MAX)
+		return 0;
+	pthread_cond_destroy(&c->tcond);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->tcond, &ca);
+	pthread_condattr_destroy(&ca);
+	c->stop = false;
+	err = pthread_create(&c->thread, NULL, ckpt_thread, fs);
+	if (err)
+		return -err;
+	c->running = true;
+	return 0;
+}
+
+void br_ckpt_stop(struct br_fs *fs)
+{
+	struct br_ckpt *c = fs->ckpt;
+
+	if (!c || !c->running)
+		return;
+	pthread_mutex_lock(&c->tlock);
+	c->stop = true;
+	pthread_cond_signal(&c->tcond);
+	pthread_mutex_unlock(&c->tlock);
+	pthread_join(c->thread, NULL);
+	c->running = false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A cursor over the blob: every read is bounds-checked. */
+struct rbuf {
+	const uint8_t *p;
+	uint64_t n, off;
+};
+
+static const void *rb_take(struct rbuf *r, uint64_t len)
+{
+	uint64_t padded = (len + 7) & ~(uint64_t)7;
+	const void *v;
+
+	if (padded < len || r->n - r->off < padded)
+		return NULL;
+	v = r->p + r->off;
+	r->off += padded;
+	return v;
+}
+
+static bool name_ok(const char *p, size_t len)
+{
+	if (len == 0 || len > BR_NAME_MAX || memchr(p, '/', len) ||
+	    memchr(p, 0, len))
+		return false;
+	return !((len == 1 && p[0] == '.') ||
+		 (len == 2 && p[0] == '.' && p[1] == '.'));
+}
+
+static int load_inode(struct br_fs *fs, struct rbuf *r, uint64_t *usage,
+		      uint64_t nseg)
+{
+	const struct br_ckpt_inode *ci = rb_take(r, sizeof(*ci));
+	struct br_inode *in;
+	uint32_t mode, tl, nx, nd;
+	uint64_t ne;
+	int err;
+
+	if (!ci)
+		return CORRUPT;
+	mode = br_le32_get(ci->attr.mode);
+	tl = br_le32_get(ci->target_len);
+	nx = br_le32_get(ci->nxattr);
+	nd = br_le32_get(ci->ndirent);
+	ne = br_le64_get(ci->nextent);
+	if (br_le64_get(ci->ino) == 0 || br_le32_get(ci->nlink) == 0 ||
+	    (S_ISLNK(mode) != (tl > 0)) || tl >= 4096 ||
+	    (!S_ISDIR(mode) && nd) || (!S_ISREG(mode) && ne))
+		return CORRUPT;
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFIFO:
+	case S_IFSOCK: case S_IFCHR: case S_IFBLK:
+		break;
+	default:
+		return CORRUPT;
+	}
+	err = br_map_inode_new(&fs->map, br_le64_get(ci->ino), mode, &in);
+	if (err)
+		return err == -EEXIST ? CORRUPT : err;
+	in->uid = br_le32_get(ci->attr.uid);
+	in->gid = br_le32_get(ci->attr.gid);
+	in->rdev = br_le64_get(ci->attr.rdev);
+	in->size = br_le64_get(ci->attr.size);
+	in->atime = fs_time_get(&ci->attr.atime);
+	in->mtime = fs_time_get(&ci->attr.mtime);
+	in->ctime = fs_time_get(&ci->attr.ctime);
+	in->nlink = br_le32_get(ci->nlink);
+	in->parent = br_le64_get(ci->parent);
+	if (tl) {
+		const char *t = rb_take(r, tl);
+
+		if (!t || memchr(t, 0, tl))
+			return CORRUPT;
+		in->target = malloc(tl + 1);
+		if (!in->target)
+			return -ENOMEM;
+		memcpy(in->target, t, tl);
+		in->target[tl] = 0;
+	}
+	for (uint32_t i = 0; i < nx; i++) {
+		const struct br_ckpt_xattr *cx = rb_take(r, sizeof(*cx));
+		uint32_t nl, vl;
+		char name[BR_NAME_MAX + 1];
+		const uint8_t *p;
+
+		if (!cx)
+			return CORRUPT;
+		nl = br_le16_get(cx->name_len);
+		vl = br_le32_get(cx->value_len);
+		/* name and value were padded together: step back and retake */
+		r->off -= sizeof(*cx);
+		if (nl == 0 || nl > BR_NAME_MAX || vl > 65536 ||
+		    !rb_take(r, sizeof(*cx) + nl + vl))
+			return CORRUPT;
+		p = (const uint8_t *)(cx + 1);
+		if (memchr(p, 0, nl))
+			return CORRUPT;
+		memcpy(name, p, nl);
+		name[nl] = 0;
+		err = br_xattr_set(&in->xattrs, name, p + nl, vl, BR_XATTR_CREATE);
+		if (err)
+			return err == -EEXIST ? CORRUPT : err;
+	}
+	for (uint32_t i = 0; i < nd; i++) {
+		const struct br_ckpt_dirent *cd = rb_take(r, sizeof(*cd));
+		uint32_t nl;
+
+		if (!cd)
+			return CORRUPT;
+		nl = br_le16_get(cd->name_len);
+		r->off -= sizeof(*cd);
+		if (!rb_take(r, sizeof(*cd) + nl) ||
+		    !name_ok((const char *)(cd + 1), nl) ||
+		    br_le64_get(cd->ino) == 0)
+			return CORRUPT;
+		err = br_dir_add(&in->dir, (const char *)(cd + 1), nl,
+				 br_le64_get(cd->ino), br_le32_get(cd->type), NULL);
+		if (err)
+			return err == -EEXIST ? CORRUPT : err;
+	}
+	for (uint64_t i = 0; i < ne; i++) {
+		const struct br_ckpt_extent *ce = rb_take(r, sizeof(*ce));
+		struct br_loc loc = { .kind = BR_EXT_DURABLE };
+		uint64_t off, len;
+
+		if (!ce)
+			return CORRUPT;
+		off = br_le64_get(ce->off);
+		len = br_le32_get(ce->len);
+		loc.v = br_le64_get(ce->addr);
+		if (len == 0 || len > BR_CHUNK_SIZE || off + len < off ||
+		    off >> BR_CHUNK_SHIFT != (off + len - 1) >> BR_CHUNK_SHIFT ||
+		    loc.v < fs->sb.log_start || loc.v > fs->sb.log_end ||
+		    len > fs->sb.log_end - loc.v)
+			return CORRUPT;
+		err = br_extmap_insert(&in->ext, off, len, &loc);
+		if (err)
+			return err;
+		usage_add(usage, nseg, fs->sb.seg_size, loc.v, len);
+	}
+	return 0;
+}
+
+static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
+		     uint64_t gen)
+{
+	const struct br_ckpt_blob *b = (const void *)blob;
+	struct br_ckpt *c = fs->ckpt;
+	struct rbuf r = { .p = blob, .n = len };
+	uint64_t n, uoff, nseg, next_ino, *usage, *stored;
+	int err = 0;
+
+	if (len < sizeof(*b) || br_le32_get(b->magic) != BR_CKPT_MAGIC ||
+	    br_le32_get(b->version) != BR_CKPT_VERSION ||
+	    br_le64_get(b->gen) != gen)
+		return CORRUPT;
+	n = br_le64_get(b->ninodes);
+	uoff = br_le64_get(b->usage_off);
+	nseg = br_le64_get(b->nseg);
+	next_ino = br_le64_get(b->next_ino);
+	if (nseg != fs->sb.seg_count || uoff % 8 || uoff < sizeof(*b) ||
+	    uoff > len || (len - uoff) / 8 != nseg || (len - uoff) % 8)
+		return CORRUPT;
+	usage = calloc(nseg ? nseg : 1, sizeof(*usage));
+	stored = calloc(nseg ? nseg : 1, sizeof(*stored));
+	if (!usage || !stored) {
+		err = -ENOMEM;
+		goto out;
+	}
+	r.n = uoff;
+	r.off = sizeof(*b);
+	for (uint64_t i = 0; i < n && !err; i++)
+		err = load_inode(fs, &r, usage, nseg);
+	if (err)
+		goto out;
+	if (r.off != uoff || !br_map_inode_find(&fs->map, BR_ROOT_INO)) {
+		err = CORRUPT;
+		goto out;
+	}
+	if (next_ino > fs->map.next_ino)
+		fs->map.next_ino = next_ino;
+	c->st.usage_mismatch = 0;
+	for (uint64_t i = 0; i < nseg; i++) {
+		br_le64 v;
+
+		memcpy(&v, blob + uoff + i * 8, sizeof(v));
+		stored[i] = br_le64_get(v);
+		if (stored[i] != usage[i])
+			c->st.usage_mismatch++;
+	}
+	free(c->loaded_usage);
+	c->loaded_usage = stored;
+	c->loaded_nseg = nseg;
+	stored = NULL;
+out:
+	free(usage);
+	free(stored);
+	return err;
+}
+
+/* Finding the blob: scan from the roll point (pass 1). */
+struct find_ctx {
+	struct br_replay *rp;
+	uint64_t roll_addr;
+	uint32_t roll_skip;
+	uint64_t gen, max_len;
+	uint8_t *blob;
+	uint64_t len, got;
+	uint32_t crc, npieces, pieces;
+	bool bad;
+};
+
+#define FOUND 1
+
+static bool covered(const struct br_replay *rp, uint64_t roll_addr,
+		    uint32_t skip, uint64_t addr)
+{
+	return rp->buffers == 0 && addr - roll_addr < skip;
+}
+
+static int find_record(void *ctx, const struct br_rec_header *h, uint32_t len,
+		       uint64_t addr)
+{
+	struct find_ctx *f = ctx;
+	uint16_t type = br_le16_get(h->type);
+
+	if (covered(f->rp, f->roll_addr, f->roll_skip, addr))
+		return 0;
+	if (type == BR_REC_CKPT_HEAD && len >= sizeof(struct br_rec_ckpt_head)) {
+		const struct br_rec_ckpt_head *hd = (const void *)h;
+
+		if (br_le64_get(hd->gen) != f->gen || f->blob)
+			return 0;
+		f->len = br_le64_get(hd->blob_len);
+		f->crc = br_le32_get(hd->blob_crc);
+		f->npieces = br_le32_get(hd->npieces);
+		if (f->len < sizeof(struct br_ckpt_blob) || f->len > f->max_len ||
+		    f->npieces == 0) {
+			f->bad = true;
+			return FOUND;
+		}
+		f->blob = malloc(f->len);
+		return f->blob ? 0 : -ENOMEM;
+	}
+	if (type == BR_REC_CKPT_DATA && len >= sizeof(struct br_rec_ckpt_data)) {
+		const struct br_rec_ckpt_data *d = (const void *)h;
+		uint64_t n = len - sizeof(*d);
+
+		if (br_le64_get(d->gen) != f->gen || !f->blob)
+			return 0;
+		/* one writer appends the pieces in order */
+		if (br_le64_get(d->off) != f->got || n > f->len - f->got) {
+			f->bad = true;
+			return FOUND;
+		}
+		memcpy(f->blob + f->got, d + 1, n);
+		f->got += n;
+		if (++f->pieces == f->npieces)
+			return FOUND;
+	}
+	return 0;
+}
+
+static int load_ckpt(struct br_fs *fs, const struct br_slot *s, char *why,
+		     size_t why_len)
+{
+	struct br_replay rp = { 0 };
+	struct find_ctx f = { 0 };
+	uint64_t t0 = now_ns();
+	int err;
+
+	rp.fd = fs->rfd;
+	rp.fsid = fs->fsid;
+	rp.log_start = fs->sb.log_start;
+	rp.log_end = fs->sb.log_end;
+	rp.seg_size = fs->sb.seg_size;
+	rp.addr = s->roll_addr;
+	rp.seq = s->roll_seq;
+	rp.nonce = s->roll_nonce;
+	rp.fn = find_record;
+	rp.ctx = &f;
+	f.rp = &rp;
+	f.roll_addr = s->roll_addr;
+	f.roll_skip = s->roll_skip;
+	f.gen = s->seq;
+	f.max_len = fs->sb.log_end - fs->sb.log_start;
+	err = br_replay_scan(&rp);
+	if (err < 0)
+		goto out;
+	err = 0;
+	if (f.bad || !f.blob || f.pieces != f.npieces || f.got != f.len) {
+		why_set(why, why_len, "checkpoint %llu is incomplete (%llu of %llu bytes found)",
+			(unsigned long long)s->seq, (unsigned long long)f.got,
+			(unsigned long long)f.len);
+		err = CORRUPT;
+		goto out;
+	}
+	if (br_crc32c(0, f.blob, f.len) != f.crc) {
+		why_set(why, why_len, "checkpoint %llu fails its CRC",
+			(unsigned long long)s->seq);
+		err = CORRUPT;
+		goto out;
+	}
+	err = load_blob(fs, f.blob, f.len, s->seq);
+	if (err == CORRUPT)
+		why_set(why, why_len, "checkpoint %llu does not parse",
+			(unsigned long long)s->seq);
+out:
+	free(f.blob);
+	fs->ckpt->st.load_ns = now_ns() - t0;
+	return err;
+}
+
+/* Roll-forward (pass 2). */
+struct roll_ctx {
+	struct br_fs *fs;
+	struct br_replay *rp;
+	uint64_t roll_addr;
+	uint32_t roll_skip;
+	uint64_t applied;
+	uint64_t bad_addr;
+	int bad_type;
+};
+
+static int roll_record(void *ctx, const struct br_rec_header *h, uint32_t len,
+		       uint64_t addr)
+{
+	struct roll_ctx *rc = ctx;
+	uint16_t type = br_le16_get(h->type);
+	struct fs_apply ax = {
+		.data = { .kind = BR_EXT_DURABLE,
+			  .v = addr + sizeof(struct br_rec_data) },
+	};
+	int err;
+
+	if (covered(rc->rp, rc->roll_addr, rc->roll_skip, addr) ||
+	    type == BR_REC_CKPT_CUT || type == BR_REC_CKPT_HEAD ||
+	    type == BR_REC_CKPT_DATA)
+		return 0;
+	err = fs_apply(rc->fs, h, len, &ax);
+	if (err) {
+		rc->bad_addr = addr;
+		rc->bad_type = type;
+		return err;
+	}
+	rc->applied++;
+	return 0;
+}
+
+static int read_slots(struct br_fs *fs, struct br_slot *s, int *err)
+{
+	uint8_t *blk;
+	int n = 0;
+
+	if (posix_memalign((void **)&blk, BR_BLOCK_SIZE, BR_BLOCK_SIZE))
+		return -ENOMEM;
+	for (unsigned w = 0; w < 2; w++) {
+		ssize_t got = pread(fs->rfd, blk, BR_BLOCK_SIZE,
+				    (off_t)BR_SLOT_OFF(w));
+
+		if (got != BR_BLOCK_SIZE)
+			err[w] = got < 0 ? -errno : -EIO;
+		else
+			err[w] = br_slot_decode(&fs->sb, blk, &s[w]);
+		s[w].which = w;
+		if (!err[w])
+			n++;
+	}
+	free(blk);
+	return n;
+}
+
+static void map_reset(struct br_fs *fs)
+{
+	br_map_free(&fs->map, NULL);
+	br_map_init(&fs->map);
+}
+
+int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
+		  size_t why_len)
+{
+	struct br_ckpt *c = fs->ckpt;
+	struct br_slot s[2] = { 0 }, *order[2];
+	int serr[2], err = CORRUPT, nvalid;
+	char lwhy[200] = "";
+	unsigned no = 0;
+
+	nvalid = read_slots(fs, s, serr);
+	if (nvalid < 0)
+		return nvalid;
+	if (nvalid == 0) {
+		err = serr[0] != CORRUPT ? serr[0] : serr[1];
+		why_set(why, why_len, "no valid checkpoint slot: %s",
+			err == CORRUPT ? "both are damaged" : strerror(-err));
+		return err;
+	}
+	if (!serr[0] && !serr[1]) {
+		order[0] = s[1].seq > s[0].seq ? &s[1] : &s[0];
+		order[1] = order[0] == &s[0] ? &s[1] : &s[0];
+		no = 2;
+	} else {
+		order[0] = serr[0] ? &s[1] : &s[0];
+		no = 1;
+	}
+	c->next_gen = (no == 2 ? (s[0].seq > s[1].seq ? s[0].seq : s[1].seq)
+			       : order[0]->seq) + 1;
+	for (unsigned i = 0; i < no; i++) {
+		const struct br_slot *sl = order[i];
+		struct br_replay rp = { 0 };
+		struct roll_ctx rc = { .fs = fs, .rp = &rp };
+
+		if (i > 0)
+			map_reset(fs);
+		if (sl->ckpt_addr) {
+			err = load_ckpt(fs, sl, lwhy, sizeof(lwhy));
+			if (err == CORRUPT)
+				continue;	/* try the older slot */
+			if (err)
+				return err;
+		}
+		rp.fd = fs->rfd;
+		rp.fsid = fs->fsid;
+		rp.log_start = fs->sb.log_start;
+		rp.log_end = fs->sb.log_end;
+		rp.seg_size = fs->sb.seg_size;
+		rp.addr = sl->roll_addr;
+		rp.seq = sl->roll_seq;
+		rp.nonce = sl->roll_nonce;
+		rp.fn = roll_record;
+		rp.ctx = &rc;
+		rc.roll_addr = sl->roll_addr;
+		rc.roll_skip = sl->roll_skip;
+		err = br_replay_scan(&rp);
+		if (err == CORRUPT) {
+			why_set(why, why_len, "log record of type %d at byte %llu contradicts the records before it",
+				rc.bad_type, (unsigned long long)rc.bad_addr);
+			return err;
+		}
+		if (err) {
+			why_set(why, why_len, "reading the log failed: %s",
+				strerror(-err));
+			return err;
+		}
+		c->next_which = sl->which ^ 1;
+		c->st.loaded_gen = sl->ckpt_addr ? sl->seq : 0;
+		c->st.last_gen = c->st.loaded_gen;
+		c->st.fallback = i > 0;
+		c->st.tail_buffers = rp.buffers;
+		c->st.tail_records = rc.applied;
+		*out = rp;
+		return 0;
+	}
+	why_set(why, why_len, "no checkpoint can be loaded (newest: %s)", lwhy);
+	return CORRUPT;
+}

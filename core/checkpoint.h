@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Checkpoints: the whole map serialised into the log, so mount loads it and
+ * replays only the records after it (format.h, "Checkpoints").
+ *
+ * Taking one (br_ckpt_write):
+ *
+ *   1. Block every change: ns_lock, then all FS_INODE_LOCKS inode locks in
+ *      index order (the one place that holds more than one; nobody takes
+ *      ns_lock or a second inode lock while holding an inode lock, so this
+ *      cannot deadlock).  Every record that was reserved has now been
+ *      applied to the map, and no new one can be reserved.
+ *   2. Append the CUT record: its position is the cut.  Everything before
+ *      it is in the map, nothing after it is.
+ *   3. Serialise the map into a memory blob (map_lock read).  Extents that
+ *      are still pending (their buffer has not completed) are noted with
+ *      their buffer generation and patched in step 5.
+ *   4. Unlock: writers were blocked for steps 1-3 only (memory work; the
+ *      time is measured, see struct br_ckpt_stats).
+ *   5. br_store_sync(cut): every buffer up to the cut is on disk.  While the
+ *      checkpoint is being taken, on_complete records (generation, address,
+ *      prev_nonce) of every buffer that completes (the "watch"), which gives
+ *      the addresses of the pending extents and of the cut's buffer (the
+ *      roll-forward point) and its prev_nonce.
+ *   6. Fill in the segment usage table, CRC the blob, append HEAD + DATA
+ *      pieces, br_store_sync the last one.
+ *   7. Write the slot not holding the checkpoint this mount continues from,
+ *      with a generation above both slots.
+ *
+ * Mount (br_ckpt_mount): try the valid slots newest first; load the
+ * checkpoint of the slot's generation found by scanning from its roll
+ * point (BR_ERR_CORRUPT: incomplete, CRC, or does not parse -> try the
+ * other slot), then roll forward from the slot's roll point, skipping the
+ * records the checkpoint covers and every CKPT_* record.  Replaying the
+ * same log twice gives the same map: the cut says exactly which records
+ * the checkpoint already holds.
+ *
+ * Not for use outside core/ except br_ckpt_write, br_ckpt_stats (tests,
+ * tools) and br_ckpt_usage (fsck).
+ */
+#ifndef BR_CHECKPOINT_H
+#define BR_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct br_fs;
+struct br_replay;
+struct br_store_done;
+
+#define BR_CKPT_BYTES_DEFAULT (256ull << 20)	/* bytes of log between */
+#define BR_CKPT_SECS_DEFAULT 30u		/* seconds between */
+
+struct br_ckpt_stats {
+	uint64_t written;		/* checkpoints written by this mount */
+	uint64_t last_gen;		/* generation of the newest one (loaded
+					 * or written); 0: none */
+	uint64_t last_blob_bytes;	/* size of the newest blob written */
+	uint64_t last_inodes;		/* inodes in it */
+	uint64_t last_block_ns;		/* writers blocked while taking it */
+	uint64_t max_block_ns;		/* the longest such block this mount */
+	uint64_t last_total_ns;		/* whole br_ckpt_write, incl. I/O */
+	int last_err;			/* of the last background attempt */
+	/* At mount: */
+	uint64_t loaded_gen;		/* generation loaded (0: none) */
+	bool fallback;			/* the newest slot was unusable */
+	uint64_t load_ns;		/* finding + parsing the blob */
+	uint64_t tail_buffers;		/* buffers scanned by roll-forward */
+	uint64_t tail_records;		/* non-checkpoint records applied */
+	uint64_t usage_mismatch;	/* segments whose stored usage differs
+					 * from the blob's extents (fsck) */
+};
+
+/* Allocate the checkpoint state of fs (at open).  0 or -ENOMEM. */
+int br_ckpt_init(struct br_fs *fs);
+/* Stop the background thread (if any) and free the state. */
+void br_ckpt_free(struct br_fs *fs);
+
+/*
+ * Choose a slot, load its checkpoint into fs->map (which must be empty)
+ * and roll forward.  On success *rp says where the log continues (its
+ * addr / seq / seg_end / next_seg / nonce, as after br_replay_scan).
+ * BR_ERR_CORRUPT: no slot is valid, no checkpoint loads, or a record
+ * after the cut contradicts the ones before; -errno for I/O and memory.
+ * `why` (may be NULL) gets a one-line reason.
+ */
+int br_ckpt_mount(struct br_fs *fs, struct br_replay *rp, char *why,
+		  size_t why_len);
+
+/*
+ * Take a checkpoint now (see above) and publish it in a slot.  Blocks
+ * other checkpoints, not readers or writers (beyond steps 1-3).  0, the
+ * store's latched error, -EROFS (opened read-only), -ENOMEM, or -errno
+ * from the slot write.
+ */
+int br_ckpt_write(struct br_fs *fs);
+
+/* Start the background thread: a checkpoint after `bytes` bytes of log
+ * (0: BR_CKPT_BYTES_DEFAULT, UINT64_MAX: never by size) or `secs` seconds
+ * after the first change since the last one (0: BR_CKPT_SECS_DEFAULT,
+ * UINT32_MAX: never by time).  0 or -errno from pthread_create. */
+int br_ckpt_start(struct br_fs *fs, uint64_t bytes, uint32_t secs);
+void br_ckpt_stop(struct br_fs *fs);
+
+/* Whether a checkpoint at unmount would record anything new. */
+bool br_ckpt_needed(struct br_fs *fs);
+
+/* Completion hook: called by on_complete with map_lock held for writing. */
+void br_ckpt_on_complete(struct br_fs *fs, const struct br_store_done *d);
+
+void br_ckpt_stats(struct br_fs *fs, struct br_ckpt_stats *st);
+
+/*
+ * Segment usage recomputed from the map: usage[i] = bytes of durable file
+ * data in segment i, for i < nseg (pending extents are not counted).
+ * Caller holds map_lock or has the fs to itself.
+ */
+void br_ckpt_usage(struct br_fs *fs, uint64_t *usage, uint64_t nseg);
+
+/* The usage table of the checkpoint loaded at mount (NULL: none). */
+const uint64_t *br_ckpt_loaded_usage(struct br_fs *fs, uint64_t *nseg);
+
+#endif /* BR_CHECKPOINT_H */
