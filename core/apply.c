@@ -454,10 +454,10 @@ int fs_apply(struct br_fs *fs, const struct br_rec_header *h, uint32_t len,
 		return apply_xattr(fs, (const void *)h, len, ax, true);
 	case BR_REC_XATTR_DEL:
 		return apply_xattr(fs, (const void *)h, len, ax, false);
-	}
 	case BR_REC_CKPT_CUT:
 	case BR_REC_CKPT_HEAD:
 	case BR_REC_CKPT_DATA:
 		return 0;	/* checkpoints change nothing (core/checkpoint) */
+	}
 	return CORRUPT;
 }
