@@ -327,7 +327,7 @@ static int apply_inode(struct br_fs *fs, const struct br_rec_inode *r,
 	uint64_t size = br_le64_get(r->attr.size);
 	int err;
 
-	if (len < sizeof(*r))
+	if (len < sizeof(*r) || size > BR_MAX_FILE_SIZE)
 		return CORRUPT;
 	if (!in)
 		return 0;	/* deleted since */
@@ -412,7 +412,8 @@ static int apply_data(struct br_fs *fs, const struct br_rec_data *r,
 	if (len < sizeof(*r))
 		return CORRUPT;
 	n = len - sizeof(*r);
-	if (off + n < off)
+	/* the filesystem never writes past the largest file size */
+	if (off > BR_MAX_FILE_SIZE || n > BR_MAX_FILE_SIZE - off)
 		return CORRUPT;
 	if (!in)
 		return 0;

@@ -44,7 +44,7 @@
 #include "checkpoint.h"
 #include "fsys_int.h"
 
-#define MAX_FILE_SIZE ((uint64_t)INT64_MAX)
+#define MAX_FILE_SIZE BR_MAX_FILE_SIZE
 #define MAX_DATA_PER_RECORD (256u << 10)
 #define MAX_LINKS 65000u
 #define XATTR_VALUE_MAX 65536u

@@ -168,6 +168,8 @@ int br_extmap_insert(struct br_extmap *m, uint64_t off, uint64_t len,
 {
 	uint64_t end = off + len, pos = off;
 
+	if (off > BR_MAX_FILE_SIZE || len > BR_MAX_FILE_SIZE - off)
+		return -EFBIG;
 	while (pos < end) {
 		uint64_t key = pos >> BR_CHUNK_SHIFT;
 		uint64_t cend = (key + 1) << BR_CHUNK_SHIFT;

@@ -47,6 +47,9 @@
 #include <uthash.h>
 
 #define BR_CHUNK_SHIFT 20			/* 1 MiB of file per chunk */
+/* Largest file size (and end of any extent): off_t's range.  The map
+ * refuses anything beyond, so chunk arithmetic can never wrap. */
+#define BR_MAX_FILE_SIZE ((uint64_t)INT64_MAX)
 #define BR_CHUNK_SIZE (1ull << BR_CHUNK_SHIFT)
 #define BR_NAME_MAX 255				/* bytes in a file name */
 #define BR_ROOT_INO 1ull
