@@ -1300,8 +1300,44 @@ int br_fs_fsync(struct br_fs *fs, uint64_t ino, bool datasync)
 
 int br_fs_syncfs(struct br_fs *fs)
 {
-	int err = br_store_sync_all(fs->store);
+	struct br_inode *in, *tmp;
+	uint64_t *dirty = NULL;
+	size_t n = 0, cap = 0;
+	int err = 0;
 
+	/* sync(2) promises times too: log the lazily kept ones first.  The
+	 * numbers are collected under map_lock, the records logged under
+	 * each inode's own lock (flush_attrs re-checks attr_dirty). */
+	rdlock(fs);
+	HASH_ITER(hh, fs->map.inodes, in, tmp) {
+		if (!in->attr_dirty || in->nlink == 0)
+			continue;
+		if (n == cap) {
+			uint64_t *v = realloc(dirty, (cap = cap ? cap * 2 : 64) *
+					      sizeof(*v));
+
+			if (!v) {
+				err = -ENOMEM;
+				break;
+			}
+			dirty = v;
+		}
+		dirty[n++] = in->ino;
+	}
+	unlock(fs);
+	for (size_t i = 0; i < n && !err; i++) {
+		pthread_mutex_t *il = ilock(fs, dirty[i]);
+
+		if (get(fs, dirty[i], &in))
+			continue;	/* gone since */
+		pthread_mutex_lock(il);
+		err = flush_attrs(fs, in);
+		pthread_mutex_unlock(il);
+		unpin(fs, in);
+	}
+	free(dirty);
+	if (!err)
+		err = br_store_sync_all(fs->store);
 	return err ? err : br_store_error(fs->store);
 }
 

@@ -1,0 +1,731 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * core/checkpoint: checkpoint + reopen gives the identical tree; crash
+ * copies taken after a checkpoint recover what was fsync'd; a damaged
+ * newest checkpoint falls back to the older slot; roll-forward reads only
+ * the tail; writers keep running while checkpoints are taken, and the
+ * result reopens identically; how long writers are blocked (printed).
+ *
+ * Images are created in $BR_TEST_DIR (default: the current directory, the
+ * build tree under meson) because tmpfs has no O_DIRECT.  No io_uring:
+ * exit 77.  The tree helpers are those of test_fsys.c.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <liburing.h>
+#include <uuid/uuid.h>
+#include "checkpoint.h"
+
+#include "crc32c.h"
+#include "fsys.h"
+#include "super.h"
+
+#define IMG_SIZE (512ull << 20)
+#define ROOT 1
+
+static char img[4096];
+static const struct br_cred cred = { 1000, 1000 };
+
+static int format_image(const char *path, uint64_t size)
+{
+	struct br_super sb;
+	struct br_slot slot = { .seq = 1, .roll_seq = 1 };
+	char why[256];
+	void *zero;
+	int fd, err;
+
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	err = ftruncate(fd, (off_t)size) ? -errno : 0;
+	if (!err)
+		err = br_super_geometry(size, BR_SEG_SIZE_DEFAULT,
+					BR_BUF_SIZE_DEFAULT, &sb, why, sizeof(why));
+	if (!err) {
+		uuid_generate(sb.uuid);
+		slot.roll_addr = sb.log_start;
+		zero = calloc(1, BR_BLOCK_SIZE);
+		if (pwrite(fd, zero, BR_BLOCK_SIZE, (off_t)sb.log_start) != BR_BLOCK_SIZE)
+			err = -EIO;
+		free(zero);
+	}
+	if (!err)
+		err = br_slot_clear(fd, 1);
+	if (!err)
+		err = br_slot_write(fd, &sb, 0, &slot);
+	if (!err)
+		err = br_super_write(fd, &sb);
+	close(fd);
+	return err;
+}
+
+/* Background checkpoints off unless a test asks: each test decides when. */
+static struct br_fs *mount_opt(const char *path, uint64_t bytes, uint32_t secs)
+{
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
+				   .ckpt_bytes = bytes, .ckpt_secs = secs };
+	struct br_fs *fs = NULL;
+	char why[256] = "";
+	int err = br_fs_open(path, &o, &fs, why, sizeof(why));
+
+	if (err)
+		fprintf(stderr, "br_fs_open: %s (%d)\n", why, err);
+	assert_int_equal(err, 0);
+	return fs;
+}
+
+static struct br_fs *mount_img(const char *path)
+{
+	return mount_opt(path, UINT64_MAX, UINT32_MAX);
+}
+
+static int setup(void **state)
+{
+	const char *dir = getenv("BR_TEST_DIR");
+	int fd;
+
+	snprintf(img, sizeof(img), "%s/test_ckpt.XXXXXX", dir ? dir : ".");
+	fd = mkstemp(img);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	if (format_image(img, IMG_SIZE))
+		return -1;
+	*state = mount_img(img);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	if (*state)
+		br_fs_close(*state);
+	unlink(img);
+	return 0;
+}
+
+static struct br_fs *remount(void **state)
+{
+	assert_int_equal(br_fs_close(*state), 0);
+	*state = mount_img(img);
+	return *state;
+}
+
+/* ---- helpers ---- */
+
+static uint64_t mkfile(struct br_fs *fs, uint64_t dir, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(br_fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, &st), 0);
+	return st.st_ino;
+}
+
+static uint64_t mkdir_(struct br_fs *fs, uint64_t dir, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(br_fs_mkdir(fs, dir, name, 0755, &cred, &st), 0);
+	return st.st_ino;
+}
+
+static uint64_t ino_of(struct br_fs *fs, uint64_t dir, const char *name)
+{
+	struct stat st;
+	int err = br_fs_lookup(fs, dir, name, &st);
+
+	if (err)
+		return 0;
+	br_fs_forget(fs, st.st_ino, 1);
+	return st.st_ino;
+}
+
+static void fill_pattern(uint8_t *b, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)((seed + i) * 2654435761u >> 13);
+}
+
+static void write_all(struct br_fs *fs, uint64_t ino, const void *b, size_t n,
+		      uint64_t off)
+{
+	assert_int_equal(br_fs_write(fs, ino, b, n, off), (ssize_t)n);
+}
+
+static void check_read(struct br_fs *fs, uint64_t ino, const uint8_t *want,
+		       size_t n, uint64_t off)
+{
+	uint8_t *got = malloc(n + 1);
+
+	assert_int_equal(br_fs_read(fs, ino, got, n, off), (ssize_t)n);
+	assert_memory_equal(got, want, n);
+	free(got);
+}
+
+/* ---- a snapshot of the whole tree, compared across remounts ---- */
+
+struct snap {
+	char *text;
+	size_t len, cap;
+};
+
+static void snap_add(struct snap *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->len + (size_t)n + 1 > s->cap) {
+		s->cap = (s->len + (size_t)n + 1) * 2;
+		s->text = realloc(s->text, s->cap);
+	}
+	memcpy(s->text + s->len, line, (size_t)n + 1);
+	s->len += (size_t)n;
+}
+
+static void copy_name(char dst[256], const char *src)
+{
+	size_t n = strnlen(src, 255);
+
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
+struct names {
+	char name[1024][256];
+	uint64_t ino[1024];
+	int n;
+};
+
+static int collect(void *ctx, const char *name, uint64_t ino, uint32_t type,
+		   uint64_t next)
+{
+	struct names *nm = ctx;
+
+	(void)type;
+	(void)next;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	if (nm->n >= 1024)
+		return 1;	/* no assert under the map lock */
+	copy_name(nm->name[nm->n], name);
+	nm->ino[nm->n++] = ino;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void snap_tree(struct br_fs *fs, uint64_t ino, const char *path,
+		      struct snap *s)
+{
+	struct stat st;
+	char buf[4096];
+
+	assert_int_equal(br_fs_getattr(fs, ino, &st), 0);
+	snap_add(s, "%s ino=%llu mode=%o nlink=%lu uid=%u gid=%u size=%lld blocks=%lld mtime=%lld.%09ld ctime=%lld.%09ld\n",
+		 path, (unsigned long long)ino, st.st_mode, (unsigned long)st.st_nlink,
+		 st.st_uid, st.st_gid, (long long)st.st_size, (long long)st.st_blocks,
+		 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+		 (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	ssize_t xl = br_fs_listxattr(fs, ino, buf, sizeof(buf));
+
+	assert_true(xl >= 0);
+	{
+		/* sort names: hash order differs between runs */
+		char names[32][256];
+		int nn = 0;
+
+		for (char *p = buf; p < buf + xl; p += strlen(p) + 1)
+			copy_name(names[nn++], p);
+		qsort(names, (size_t)nn, 256, cmp_str);
+		for (int i = 0; i < nn; i++) {
+			char v[512];
+			ssize_t vl = br_fs_getxattr(fs, ino, names[i], v, sizeof(v) - 1);
+
+			assert_true(vl >= 0);
+			v[vl] = 0;
+			snap_add(s, "  xattr %s=%s\n", names[i], v);
+		}
+	}
+	if (S_ISLNK(st.st_mode)) {
+		ssize_t n = br_fs_readlink(fs, ino, buf, sizeof(buf) - 1);
+
+		assert_true(n > 0);
+		buf[n] = 0;
+		snap_add(s, "  -> %s\n", buf);
+	} else if (S_ISREG(st.st_mode)) {
+		uint32_t crc = 0;
+		uint64_t off = 0, size = (uint64_t)st.st_size;
+		uint8_t *b = malloc(1 << 20);
+
+		while (off < size) {
+			size_t n = size - off < (1 << 20) ? size - off : (1 << 20);
+
+			assert_int_equal(br_fs_read(fs, ino, b, n, off), (ssize_t)n);
+			crc = br_crc32c(crc, b, n);
+			off += n;
+		}
+		free(b);
+		snap_add(s, "  crc=%08x\n", crc);
+	} else if (S_ISDIR(st.st_mode)) {
+		struct names *nm = calloc(1, sizeof(*nm));
+
+		assert_int_equal(br_fs_readdir(fs, ino, 0, collect, nm), 0);
+		/* children in name order, keeping ino alongside */
+		for (int i = 0; i < nm->n; i++)
+			for (int j = i + 1; j < nm->n; j++)
+				if (strcmp(nm->name[i], nm->name[j]) > 0) {
+					char t[256];
+					uint64_t ti = nm->ino[i];
+
+					memcpy(t, nm->name[i], 256);
+					memcpy(nm->name[i], nm->name[j], 256);
+					memcpy(nm->name[j], t, 256);
+					nm->ino[i] = nm->ino[j];
+					nm->ino[j] = ti;
+				}
+		for (int i = 0; i < nm->n; i++) {
+			char sub[4096];
+
+			snprintf(sub, sizeof(sub), "%s/%s", path, nm->name[i]);
+			snap_tree(fs, nm->ino[i], sub, s);
+		}
+		free(nm);
+	}
+}
+
+static char *snapshot(struct br_fs *fs)
+{
+	struct snap s = { 0 };
+
+	snap_tree(fs, ROOT, "", &s);
+	return s.text;
+}
+
+/* Copy the image while mounted: what a power cut right now would leave. */
+static void copy_image(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	static uint8_t b[1 << 20];
+	ssize_t n;
+
+	assert_true(in >= 0 && out >= 0);
+	while ((n = read(in, b, sizeof(b))) > 0)
+		assert_int_equal(write(out, b, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+static struct br_ckpt_stats stats(struct br_fs *fs)
+{
+	struct br_ckpt_stats st;
+
+	br_ckpt_stats(fs, &st);
+	return st;
+}
+
+/* Every kind of inode and attribute a checkpoint must carry. */
+static void populate(struct br_fs *fs, int seed)
+{
+	uint8_t *b = malloc(3u << 20);
+	uint64_t d, e, f, g;
+	struct stat st;
+	char name[64];
+
+	snprintf(name, sizeof(name), "dir%d", seed);
+	d = mkdir_(fs, ROOT, name);
+	e = mkdir_(fs, d, "sub");
+	f = mkfile(fs, d, "big");
+	fill_pattern(b, 3u << 20, (uint64_t)seed);
+	write_all(fs, f, b, 3u << 20, 0);		/* several chunks */
+	write_all(fs, f, b, 1000, (5u << 20) + 17);	/* a hole before */
+	write_all(fs, f, b + 7, 300, 4096);		/* an overwrite */
+	g = mkfile(fs, e, "small");
+	write_all(fs, g, b, 10, 0);
+	assert_int_equal(br_fs_link(fs, g, d, "hardlink", &st), 0);
+	assert_int_equal(br_fs_symlink(fs, d, "sym", "sub/small", &cred, &st), 0);
+	assert_int_equal(br_fs_mknod(fs, d, "fifo", S_IFIFO | 0600, 0, &cred, &st), 0);
+	assert_int_equal(br_fs_setxattr(fs, g, "user.a", "value-a", 7, 0), 0);
+	assert_int_equal(br_fs_setxattr(fs, d, "user.empty", "", 0, 0), 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "f%03d", i);
+		write_all(fs, mkfile(fs, e, name), b + i, (size_t)i * 100 + 1, 0);
+	}
+	for (int i = 0; i < 40; i += 3) {
+		snprintf(name, sizeof(name), "f%03d", i);
+		assert_int_equal(br_fs_unlink(fs, e, name), 0);
+	}
+	assert_int_equal(br_fs_rename(fs, e, "f001", d, "moved", 0), 0);
+	{
+		struct br_setattr sa = { .valid = BR_SET_SIZE, .size = 2u << 20 };
+
+		assert_int_equal(br_fs_setattr(fs, f, &sa, NULL), 0);
+	}
+	free(b);
+}
+
+static void assert_same(const char *a, const char *b)
+{
+	if (strcmp(a, b))
+		fprintf(stderr, "before:\n%s\nafter:\n%s\n", a, b);
+	assert_string_equal(a, b);
+}
+
+/* ---- tests ---- */
+
+static void test_checkpoint_then_reopen_gives_the_identical_tree(void **state)
+{
+	struct br_fs *fs = *state;
+	struct br_ckpt_stats st;
+	char *a, *b;
+
+	populate(fs, 1);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	populate(fs, 2);	/* and a tail after it */
+	assert_int_equal(br_ckpt_write(fs), 0);
+	st = stats(fs);
+	assert_int_equal(st.written, 2);
+	assert_true(st.last_inodes > 60);
+	a = snapshot(fs);
+	fs = remount(state);	/* close writes a third */
+	st = stats(fs);
+	assert_int_equal(st.loaded_gen, 4);	/* mkfs slot 1, then 2, 3, 4 */
+	assert_false(st.fallback);
+	assert_int_equal(st.tail_records, 0);
+	assert_int_equal(st.usage_mismatch, 0);
+	b = snapshot(fs);
+	assert_same(a, b);
+	free(b);
+	/* nothing changed: a second close writes nothing, the tree stays */
+	fs = remount(state);
+	assert_int_equal(stats(fs).loaded_gen, 4);
+	b = snapshot(fs);
+	assert_same(a, b);
+	free(a);
+	free(b);
+}
+
+static void test_crash_after_checkpoint_recovers_everything_fsynced(void **state)
+{
+	struct br_fs *fs = *state, *fs2;
+	uint8_t b[70000];
+	char copy[4200], *a, *c;
+	uint64_t d, f;
+
+	populate(fs, 1);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	d = mkdir_(fs, ROOT, "after");
+	f = mkfile(fs, d, "file");
+	fill_pattern(b, sizeof(b), 9);
+	write_all(fs, f, b, sizeof(b), 0);
+	assert_int_equal(br_fs_rename(fs, ROOT, "dir1", d, "dir1-moved", 0), 0);
+	assert_int_equal(br_fs_fsync(fs, f, false), 0);
+	a = snapshot(fs);
+	snprintf(copy, sizeof(copy), "%s.crash", img);
+	copy_image(img, copy);		/* the power cut: no final checkpoint */
+	fs2 = mount_img(copy);
+	assert_true(stats(fs2).loaded_gen >= 2);
+	assert_true(stats(fs2).tail_records >= 4);
+	c = snapshot(fs2);
+	assert_same(a, c);
+	check_read(fs2, ino_of(fs2, ino_of(fs2, ROOT, "after"), "file"), b,
+		   sizeof(b), 0);
+	assert_int_equal(br_fs_close(fs2), 0);
+	unlink(copy);
+	free(a);
+	free(c);
+}
+
+/* Flip a byte of the newest checkpoint's blob: its first bytes (the blob
+ * magic) lie in the first CKPT_DATA record after the slot's roll point. */
+static void damage_newest_checkpoint(const char *path)
+{
+	static const uint8_t magic[4] = { 'B', 'C', 'K', 'P' };
+	uint8_t *b = malloc(8u << 20);
+	struct br_super sb;
+	struct br_slot s;
+	uint8_t *hit;
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(br_super_read(fd, &sb), 0);
+	assert_int_equal(br_slot_read_newest(fd, &sb, &s), 0);
+	assert_true(s.ckpt_addr != 0);
+	assert_int_equal(pread(fd, b, 8u << 20, (off_t)s.roll_addr), 8u << 20);
+	hit = memmem(b, 8u << 20, magic, 4);
+	assert_non_null(hit);
+	hit[8] ^= 0x40;		/* the blob's generation */
+	assert_int_equal(pwrite(fd, hit, 16, (off_t)(s.roll_addr + (uint64_t)(hit - b))), 16);
+	close(fd);
+	free(b);
+}
+
+static void test_damaged_newest_checkpoint_falls_back_to_the_older_slot(void **state)
+{
+	struct br_fs *fs = *state, *fs2;
+	char copy[4200], *a, *c;
+	struct br_ckpt_stats st;
+	uint64_t older;
+
+	populate(fs, 1);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	older = stats(fs).last_gen;
+	populate(fs, 2);
+	/* everything so far lies in buffers before the next cut's buffer */
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	a = snapshot(fs);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	populate(fs, 3);		/* lost: it lies after the damage */
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	snprintf(copy, sizeof(copy), "%s.torn", img);
+	copy_image(img, copy);
+	damage_newest_checkpoint(copy);
+	fs2 = mount_img(copy);
+	st = stats(fs2);
+	assert_true(st.fallback);
+	assert_int_equal(st.loaded_gen, older);
+	c = snapshot(fs2);
+	assert_same(a, c);
+	/* the next checkpoint overwrites the damaged slot and reopens */
+	assert_int_equal(br_fs_close(fs2), 0);
+	fs2 = mount_img(copy);
+	st = stats(fs2);
+	assert_false(st.fallback);
+	assert_true(st.loaded_gen > older + 1);
+	free(c);
+	c = snapshot(fs2);
+	assert_same(a, c);
+	assert_int_equal(br_fs_close(fs2), 0);
+	unlink(copy);
+	free(a);
+	free(c);
+}
+
+static void test_roll_forward_replays_only_the_tail(void **state)
+{
+	struct br_fs *fs = *state, *fs2;
+	uint8_t *b = malloc(1u << 20);
+	struct br_fs_info info;
+	char copy[4200], *a, *c;
+	uint64_t f, full_buffers;
+
+	f = mkfile(fs, ROOT, "bulk");
+	for (int i = 0; i < 48; i++) {	/* ~48 buffers of log */
+		fill_pattern(b, 1u << 20, (uint64_t)i);
+		write_all(fs, f, b, 1u << 20, (uint64_t)i << 20);
+	}
+	fs = remount(state);	/* with a checkpoint: replays nothing */
+	br_fs_info(fs, &info);
+	full_buffers = info.replayed_buffers;
+	assert_true(stats(fs).tail_records == 0);
+	assert_true(full_buffers <= 2);
+	write_all(fs, mkfile(fs, ROOT, "tail"), b, 5000, 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	a = snapshot(fs);
+	snprintf(copy, sizeof(copy), "%s.tail", img);
+	copy_image(img, copy);
+	fs2 = mount_img(copy);
+	br_fs_info(fs2, &info);
+	printf("roll-forward: %llu buffers scanned after the checkpoint (log holds > 48)\n",
+	       (unsigned long long)info.replayed_buffers);
+	assert_true(info.replayed_buffers >= 1 && info.replayed_buffers <= 4);
+	assert_int_equal(stats(fs2).tail_records, 3);	/* create, data, times */
+	c = snapshot(fs2);
+	assert_same(a, c);
+	assert_int_equal(br_fs_close(fs2), 0);
+	unlink(copy);
+	free(a);
+	free(c);
+	free(b);
+}
+
+struct wr_arg {
+	struct br_fs *fs;
+	uint64_t dir;
+	int id;
+	_Atomic int *stop;
+};
+
+/* Creates, writes, renames and unlinks in its own directory until told. */
+static void *writer(void *p)
+{
+	struct wr_arg *a = p;
+	uint8_t b[20000];
+	char name[32], name2[32];
+	struct stat st;
+
+	for (int i = 0; !atomic_load(a->stop) && i < 2000; i++) {
+		snprintf(name, sizeof(name), "w%d", i % 300);
+		if (br_fs_mknod(a->fs, a->dir, name, S_IFREG | 0644, 0, &cred, &st) == 0) {
+			fill_pattern(b, sizeof(b), (uint64_t)a->id * 100000 + (uint64_t)i);
+			if (br_fs_write(a->fs, st.st_ino, b, (size_t)(i % 20000) + 1,
+					(uint64_t)(i % 7) * 4096) <= 0)
+				return (void *)1;
+			br_fs_forget(a->fs, st.st_ino, 1);
+		}
+		if (i % 5 == 4) {
+			snprintf(name2, sizeof(name2), "r%d", i % 50);
+			br_fs_rename(a->fs, a->dir, name, a->dir, name2, 0);
+		}
+		if (i % 7 == 6) {
+			snprintf(name, sizeof(name), "w%d", (i * 13) % 300);
+			br_fs_unlink(a->fs, a->dir, name);
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent_writers_during_checkpoints_reopen_identically(void **state)
+{
+	struct br_fs *fs = *state, *fs2;
+	struct wr_arg a[4];
+	pthread_t t[4];
+	_Atomic int stop = 0;
+	char name[16], copy[4200], *s1, *s2;
+	struct br_ckpt_stats st;
+	int n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "t%d", i);
+		a[i] = (struct wr_arg){ fs, mkdir_(fs, ROOT, name), i, &stop };
+		assert_int_equal(pthread_create(&t[i], NULL, writer, &a[i]), 0);
+	}
+	for (; n < 12; n++) {
+		assert_int_equal(br_ckpt_write(fs), 0);
+		usleep(20000);
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 4; i++) {
+		void *ret;
+
+		pthread_join(t[i], &ret);
+		assert_null(ret);
+	}
+	st = stats(fs);
+	printf("checkpoints under load: %llu, writers blocked max %.3f ms, last %.3f ms (%llu inodes, %llu KiB blob)\n",
+	       (unsigned long long)st.written, st.max_block_ns / 1e6,
+	       st.last_block_ns / 1e6, (unsigned long long)st.last_inodes,
+	       (unsigned long long)st.last_blob_bytes >> 10);
+	assert_int_equal(st.written, 12);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	s1 = snapshot(fs);
+	/* a crash now: the newest checkpoint + its tail */
+	snprintf(copy, sizeof(copy), "%s.conc", img);
+	copy_image(img, copy);
+	fs2 = mount_img(copy);
+	s2 = snapshot(fs2);
+	assert_same(s1, s2);
+	assert_int_equal(br_fs_close(fs2), 0);
+	unlink(copy);
+	free(s2);
+	/* and a clean unmount */
+	fs = remount(state);
+	s2 = snapshot(fs);
+	assert_same(s1, s2);
+	free(s1);
+	free(s2);
+}
+
+static void test_background_thread_checkpoints_by_bytes_and_by_time(void **state)
+{
+	struct br_fs *fs;
+	uint8_t *b = malloc(1u << 20);
+	uint64_t f;
+
+	assert_int_equal(br_fs_close(*state), 0);
+	*state = fs = mount_opt(img, 4u << 20, UINT32_MAX);	/* by size */
+	f = mkfile(fs, ROOT, "f");
+	for (int i = 0; i < 8; i++)
+		write_all(fs, f, b, 1u << 20, (uint64_t)i << 20);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	for (int i = 0; i < 50 && stats(fs).written == 0; i++)
+		usleep(100000);
+	assert_true(stats(fs).written >= 1);
+	assert_int_equal(br_fs_close(fs), 0);
+	*state = fs = mount_opt(img, UINT64_MAX, 1);		/* by time */
+	write_all(fs, f, b, 100, 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	for (int i = 0; i < 40 && stats(fs).written == 0; i++)
+		usleep(100000);
+	assert_int_equal(stats(fs).written, 1);
+	usleep(1500000);	/* idle: no further checkpoint */
+	assert_int_equal(stats(fs).written, 1);
+	free(b);
+}
+
+/* How long writers wait while a checkpoint of many inodes is taken. */
+static void test_writers_are_blocked_briefly_while_a_checkpoint_is_taken(void **state)
+{
+	struct br_fs *fs = *state;
+	struct br_ckpt_stats st;
+	char name[32];
+	struct stat sst;
+	uint64_t d = 0;
+
+	for (int i = 0; i < 50000; i++) {
+		if (i % 1000 == 0) {
+			snprintf(name, sizeof(name), "d%d", i / 1000);
+			d = mkdir_(fs, ROOT, name);
+		}
+		snprintf(name, sizeof(name), "file-%d", i);
+		assert_int_equal(br_fs_mknod(fs, d, name, S_IFREG | 0644, 0, &cred, &sst), 0);
+		assert_int_equal(br_fs_write(fs, sst.st_ino, name, strlen(name), 0),
+				 (ssize_t)strlen(name));
+		br_fs_forget(fs, sst.st_ino, 1);
+	}
+	assert_int_equal(br_ckpt_write(fs), 0);
+	st = stats(fs);
+	printf("ckpt inodes=%llu blob_mib=%.1f block_ms=%.2f (%.1f ms per GiB of blob) total_ms=%.1f\n",
+	       (unsigned long long)st.last_inodes, st.last_blob_bytes / 1048576.0,
+	       st.last_block_ns / 1e6,
+	       st.last_block_ns / 1e6 / (st.last_blob_bytes / 1073741824.0),
+	       st.last_total_ns / 1e6);
+	assert_true(st.last_inodes > 50000);
+	/* a serialiser slower than ~100 MB/s would be a regression */
+	assert_true(st.last_block_ns < 10ull * st.last_blob_bytes + 50000000ull);
+	fs = remount(state);
+	assert_int_equal(stats(fs).tail_records, 0);
+	assert_true(ino_of(fs, ino_of(fs, ROOT, "d49"), "file-49999") != 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_checkpoint_then_reopen_gives_the_identical_tree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_after_checkpoint_recovers_everything_fsynced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_newest_checkpoint_falls_back_to_the_older_slot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roll_forward_replays_only_the_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_writers_during_checkpoints_reopen_identically, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_background_thread_checkpoints_by_bytes_and_by_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writers_are_blocked_briefly_while_a_checkpoint_is_taken, setup, teardown),
+	};
+	struct io_uring ring;
+	int err = io_uring_queue_init(4, &ring, 0);
+
+	if (err == -ENOSYS || err == -EPERM) {
+		printf("SKIP: io_uring is not available here (%s)\n", strerror(-err));
+		return 77;
+	}
+	if (!err)
+		io_uring_queue_exit(&ring);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
