@@ -79,6 +79,8 @@ struct options {
 	char *bufsize;		/* -o bufsize=SIZE, 64K..64M, default: mkfs's */
 	char *writemode;	/* -o writemode=tail|serial, default tail */
 	int writeback;		/* -o writeback: kernel writeback cache */
+	char *ckpt_bytes;	/* -o ckpt_bytes=SIZE, 0 = never, default 256M */
+	char *ckpt_secs;	/* -o ckpt_secs=N, 0 = never, default 30 */
 	int help, version;
 };
 
@@ -91,6 +93,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("writemode=%s", writemode, 0),
 	OPT("writeback", writeback, 1),
 	OPT("nowriteback", writeback, 0),
+	OPT("ckpt_bytes=%s", ckpt_bytes, 0),
+	OPT("ckpt_secs=%s", ckpt_secs, 0),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -135,6 +139,10 @@ static void usage(void)
 	       "    -o writemode=MODE      tail: buffers written in parallel (default)\n"
 	       "                           serial: one after the other, linked\n"
 	       "    -o writeback           let the kernel cache writes (writeback_cache)\n"
+	       "    -o ckpt_bytes=SIZE     checkpoint after SIZE bytes of log (default\n"
+	       "                           256M; 0: never by size)\n"
+	       "    -o ckpt_secs=N         checkpoint N seconds after a change (default\n"
+	       "                           30; 0: never by time); unmount always writes one\n"
 	       "    -h, --help             this help\n"
 	       "    -V, --version          print versions\n"
 	       "\n");
@@ -443,7 +451,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	ssize_t n = br_fs_write(fs_of(req), ino, buf, size, (uint64_t)off);
 
-	(void)fi;
+	/* O_SYNC / O_DSYNC handles: durable before the reply (the kernel
+	 * usually follows with FSYNC too; this does not rely on it) */
+	if (n > 0 && (fi->flags & O_DSYNC)) {
+		int err = br_fs_fsync(fs_of(req), ino,
+				      (fi->flags & O_SYNC) != O_SYNC);
+
+		if (err)
+			n = err;
+	}
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -727,6 +743,25 @@ int main(int argc, char *argv[])
 		goto out_cmdline;
 	}
 	want_writeback = o.writeback;
+	if (o.ckpt_bytes) {
+		uint64_t v = parse_size(o.ckpt_bytes);
+
+		if (!v && strcmp(o.ckpt_bytes, "0")) {
+			err_msg("ckpt_bytes=%s is not a size", o.ckpt_bytes);
+			goto out_cmdline;
+		}
+		fo.ckpt_bytes = v ? v : UINT64_MAX;
+	}
+	if (o.ckpt_secs) {
+		char *end;
+		unsigned long v = strtoul(o.ckpt_secs, &end, 10);
+
+		if (end == o.ckpt_secs || *end || v >= UINT32_MAX) {
+			err_msg("ckpt_secs=%s is not a number of seconds", o.ckpt_secs);
+			goto out_cmdline;
+		}
+		fo.ckpt_secs = v ? (uint32_t)v : UINT32_MAX;
+	}
 	fo.root_uid = getuid();
 	fo.root_gid = getgid();
 
@@ -839,6 +874,8 @@ out_args:
 	free(o.image);
 	free(o.bufsize);
 	free(o.writemode);
+	free(o.ckpt_bytes);
+	free(o.ckpt_secs);
 	fuse_opt_free_args(&args);
 	return ret;
 }
