@@ -14,7 +14,8 @@
 # unmount and deletes the temp dir: a test leaves no mount, daemon or file
 # behind even when it fails.  (BR_KEEP=1 keeps the temp dir for debugging.)
 #
-# Binaries: $1/$2 of br_setup, else $BR_MKFS/$BR_BRINGFS, else the repo's
+# Binaries: $BR_MKFS/$BR_BRINGFS when set (to override what meson passes),
+# else $1/$2 of br_setup (meson passes its build dir's), else the repo's
 # build/mkfs/mkfs.bringfs and build/fs/bringfs.
 #
 # Exit 77 (meson SKIP) with the reason when /dev/fuse is missing or cannot be
@@ -89,6 +90,18 @@ br_eq() {
 	fi
 }
 
+# br_run CMD [ARGS...]: run a long test program in the background and wait
+# for it, so that INT/TERM reach the trap at once (bash defers traps while a
+# foreground child runs); the cleanup kills it before unmounting.
+br_run() {
+	"$@" &
+	BR_CHILD=$!
+	wait $BR_CHILD
+	local rc=$?
+	BR_CHILD=
+	return $rc
+}
+
 # br_finish: closing line, exit status.
 br_finish() {
 	echo "$BR_PASS passed, $BR_FAIL failed"
@@ -132,7 +145,7 @@ br_mount() {
 		echo $! >"$BR_TMP/daemon.pid"
 		wait $!
 		echo $? >"$BR_TMP/daemon.rc"
-	) </dev/null >/dev/null 2>&1 &
+	) </dev/null >/dev/null 2>&1 9>&- &	# 9: the remount lock, not for the daemon
 	local i
 	for i in $(seq 1 300); do	# 30 s
 		if br_is_mounted; then
@@ -202,6 +215,16 @@ br_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	cd / || true
+	if [ -n "${BR_CHILD:-}" ] && kill -0 "$BR_CHILD" 2>/dev/null; then
+		kill -TERM "$BR_CHILD" 2>/dev/null
+		wait "$BR_CHILD" 2>/dev/null
+	fi
+	# a $BR_TMP/remount the child started may still be mounting: wait for it
+	# (it holds the lock) so that it cannot mount again behind our back
+	if [ -n "${BR_TMP:-}" ] && [ -d "$BR_TMP" ] && command -v flock >/dev/null; then
+		exec 9>"$BR_TMP/remount.lock"
+		flock -w 90 9 || echo "cleanup: a remount is still running after 90 s" >&2
+	fi
 	if [ -n "${BR_TMP:-}" ] && [ -z "${BR_TEST_NOMOUNT_DIR:-}" ]; then
 		local i
 		for i in $(seq 1 25); do
@@ -243,9 +266,12 @@ br_cleanup() {
 
 # br_setup [MKFS [BRINGFS]]
 br_setup() {
-	BR_MKFS=${1:-${BR_MKFS:-$BR_REPO/build/mkfs/mkfs.bringfs}}
-	BR_BRINGFS=${2:-${BR_BRINGFS:-$BR_REPO/build/fs/bringfs}}
+	BR_MKFS=${BR_MKFS:-${1:-$BR_REPO/build/mkfs/mkfs.bringfs}}
+	BR_BRINGFS=${BR_BRINGFS:-${2:-$BR_REPO/build/fs/bringfs}}
 	BR_IMAGE_SIZE=${BR_IMAGE_SIZE:-4G}
+	# absolute: br_unmount and the remount command run from /
+	[ -e "$BR_MKFS" ] && BR_MKFS=$(readlink -f "$BR_MKFS")
+	[ -e "$BR_BRINGFS" ] && BR_BRINGFS=$(readlink -f "$BR_BRINGFS")
 
 	if [ -z "${BR_TEST_NOMOUNT_DIR:-}" ]; then
 		[ -e /dev/fuse ] || br_skip "/dev/fuse does not exist"
@@ -353,6 +379,10 @@ br_same_manifest() {
 
 # ---- stand-alone remount (used by $BR_TMP/remount) ------------------------------
 if [ "${1:-}" = __remount ] && [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	if command -v flock >/dev/null; then
+		exec 9>"$BR_TMP/remount.lock"
+		flock 9
+	fi
 	br_remount
 	exit 0
 fi

@@ -7,8 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 BR_IMAGE_SIZE=${BR_IMAGE_SIZE:-2G}
 br_setup "$1" "$2"
-PROG=${3:-$BR_REPO/build/tests/mount/test_concurrency}
+PROG=$(readlink -f "${3:-$BR_REPO/build/tests/mount/test_concurrency}")
 shift $(($# < 3 ? $# : 3))
 [ -x "$PROG" ] || br_die "test_concurrency not built: $PROG"
 mkdir "$BR_MNT/conc" || br_die "mkdir"
-"$PROG" --dir "$BR_MNT/conc" --remount "$BR_TMP/remount" "$@"
+br_run "$PROG" --dir "$BR_MNT/conc" --remount "$BR_TMP/remount" "$@"

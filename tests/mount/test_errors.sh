@@ -7,12 +7,12 @@
 . "$(dirname "$0")/lib.sh"
 BR_IMAGE_SIZE=${BR_IMAGE_SIZE:-8G}
 br_setup "$1" "$2"
-ERRS=${3:-$BR_REPO/build/tests/mount/errs}
+ERRS=$(readlink -f "${3:-$BR_REPO/build/tests/mount/errs}")
 [ -x "$ERRS" ] || br_die "errs program not built: $ERRS"
 
-"$ERRS" "$BR_MNT"; rc1=$?
+br_run "$ERRS" "$BR_MNT"; rc1=$?
 [ $rc1 = 0 ] && br_pass "errs (all checks)" || br_failed "errs: see the FAIL lines above"
 br_remount
-"$ERRS" "$BR_MNT" --verify; rc2=$?
+br_run "$ERRS" "$BR_MNT" --verify; rc2=$?
 [ $rc2 = 0 ] && br_pass "errs --verify after remount" || br_failed "errs --verify after remount"
 br_finish

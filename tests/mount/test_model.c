@@ -65,7 +65,7 @@
 
 static const char *mnt_root, *shadow_root, *remount_cmd;
 static uint64_t seed;
-static long nops = 3000, remount_every = 600, cur_op;
+static long nops = 10000, remount_every = 1000, cur_op;
 static uint64_t max_file = 8 * MiB;
 static int verbose;
 static long passed, failed;

@@ -10,12 +10,12 @@
 . "$(dirname "$0")/lib.sh"
 BR_IMAGE_SIZE=${BR_IMAGE_SIZE:-2G}
 br_setup "$1" "$2"
-MODEL=${3:-$BR_REPO/build/tests/mount/test_model}
+MODEL=$(readlink -f "${3:-$BR_REPO/build/tests/mount/test_model}")
 shift $(($# < 3 ? $# : 3))
 [ -x "$MODEL" ] || br_die "test_model not built: $MODEL"
 
 mkdir "$BR_MNT/model" "$BR_TMP/shadow" || br_die "mkdir"
 # shellcheck disable=SC2086
-"$MODEL" --mnt "$BR_MNT/model" --shadow "$BR_TMP/shadow" --remount "$BR_TMP/remount" \
+br_run "$MODEL" --mnt "$BR_MNT/model" --shadow "$BR_TMP/shadow" --remount "$BR_TMP/remount" \
 	${BR_MODEL_ARGS:-} "$@"
 exit $?
