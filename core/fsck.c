@@ -222,14 +222,28 @@ static struct cnt *cnt_get(struct cnt **h, uint64_t ino)
 	return x;
 }
 
-static int lost_found(struct br_fs *fs, uint64_t *out)
+/* /lost+found, made if missing (and then counted as checked). */
+static int lost_found(struct br_fs *fs, struct cnt **h, uint64_t *out)
 {
 	const struct br_cred cr = { 0, 0 };
 	struct stat st;
 	int err = br_fs_lookup(fs, BR_ROOT_INO, "lost+found", &st);
 
-	if (err == -ENOENT)
+	if (err == -ENOENT) {
+		struct cnt *x = calloc(1, sizeof(*x));
+
+		if (!x)
+			return -ENOMEM;
 		err = br_fs_mkdir(fs, BR_ROOT_INO, "lost+found", 0700, &cr, &st);
+		if (err) {
+			free(x);
+			return err;
+		}
+		x->ino = st.st_ino;
+		x->names = x->reached = 1;
+		HASH_ADD(hh, *h, ino, sizeof(x->ino), x);
+		cnt_get(h, BR_ROOT_INO)->subdirs++;
+	}
 	if (err)
 		return err;
 	br_fs_forget(fs, st.st_ino, 1);
@@ -383,9 +397,11 @@ static int check_tree(struct ck *c, struct br_fs *fs)
 		uint32_t want;
 
 		x = cnt_get(&h, in->ino);
+		if (!x)
+			continue;	/* lost+found, made by this repair */
 		if (in->ino != BR_ROOT_INO && !x->reached) {
 			if (x->names == 0 && !S_ISDIR(in->mode) && c->repair &&
-			    (lf || !lost_found(fs, &lf))) {
+			    (lf || !lost_found(fs, &h, &lf))) {
 				char name[32];
 				struct stat st;
 

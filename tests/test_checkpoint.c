@@ -29,6 +29,8 @@
 #include <liburing.h>
 #include <uuid/uuid.h>
 #include "checkpoint.h"
+#include "fsck.h"
+#include "fsys_int.h"
 
 #include "crc32c.h"
 #include "fsys.h"
@@ -707,6 +709,134 @@ static void test_writers_are_blocked_briefly_while_a_checkpoint_is_taken(void **
 	assert_true(ino_of(fs, ino_of(fs, ROOT, "d49"), "file-49999") != 0);
 }
 
+/* ---- fsck ---- */
+
+struct msgs {
+	char text[16384];
+	size_t len;
+};
+
+static void collect_msg(void *ctx, int level, const char *msg)
+{
+	struct msgs *m = ctx;
+	int n = snprintf(m->text + m->len, sizeof(m->text) - m->len, "%d %s\n",
+			 level, msg);
+
+	if (n > 0 && m->len + (size_t)n < sizeof(m->text))
+		m->len += (size_t)n;
+}
+
+static struct br_fsck_result fsck(const char *path, bool repair, struct msgs *m)
+{
+	struct br_fsck_opts o = { .repair = repair, .report = collect_msg, .ctx = m };
+	struct br_fsck_result r;
+
+	memset(m, 0, sizeof(*m));
+	assert_int_equal(br_fsck_run(path, &o, &r), 0);
+	return r;
+}
+
+static void test_fsck_passes_a_clean_image_and_refuses_to_repair_a_mounted_one(void **state)
+{
+	struct br_fsck_opts o = { .repair = true };
+	struct br_fsck_result r;
+	struct msgs m;
+
+	populate(*state, 1);
+	assert_int_equal(br_fs_syncfs(*state), 0);
+	r = fsck(img, false, &m);	/* -n on a mounted image is allowed */
+	assert_int_equal(r.errors, 0);
+	assert_int_equal(br_fsck_run(img, &o, &r), -EBUSY);
+	assert_int_equal(br_fs_close(*state), 0);
+	*state = NULL;
+	r = fsck(img, false, &m);
+	if (r.errors)
+		fprintf(stderr, "%s", m.text);
+	assert_int_equal(r.errors, 0);
+	assert_true(r.inodes > 30 && r.buffers > 0);
+}
+
+static void test_fsck_finds_and_repairs_injected_inconsistencies(void **state)
+{
+	struct br_fs *fs = *state;
+	uint64_t d, moved, big;
+	struct br_inode *din, *bin;
+	struct br_fsck_result r;
+	struct msgs m;
+	char name[32];
+
+	populate(fs, 1);
+	d = ino_of(fs, ROOT, "dir1");
+	moved = ino_of(fs, d, "moved");
+	big = ino_of(fs, d, "big");
+	/* the damage, straight into the map, then made durable by a
+	 * checkpoint: an orphan, a wrong link count, a dangling entry */
+	pthread_rwlock_wrlock(&fs->map_lock);
+	din = br_map_inode_find(&fs->map, d);
+	br_dir_remove(&din->dir, br_dir_find(&din->dir, "moved", 5));
+	bin = br_map_inode_find(&fs->map, big);
+	bin->nlink = 3;
+	assert_int_equal(br_dir_add(&din->dir, "ghost", 5, 999999, S_IFREG, NULL), 0);
+	pthread_rwlock_unlock(&fs->map_lock);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+	*state = NULL;
+
+	r = fsck(img, false, &m);
+	printf("%s", m.text);
+	assert_int_equal(r.errors, 3);
+	assert_int_equal(r.fixed, 0);
+	assert_non_null(strstr(m.text, "is not reachable from the root"));
+	assert_non_null(strstr(m.text, "link count 3, should be 1"));
+	assert_non_null(strstr(m.text, "names missing inode 999999"));
+
+	r = fsck(img, true, &m);
+	printf("%s", m.text);
+	assert_int_equal(r.errors, 3);
+	assert_int_equal(r.fixed, 3);	/* exit 1 */
+	r = fsck(img, false, &m);
+	if (r.errors)
+		fprintf(stderr, "%s", m.text);
+	assert_int_equal(r.errors, 0);	/* exit 0 */
+
+	*state = fs = mount_img(img);
+	snprintf(name, sizeof(name), "#%llu", (unsigned long long)moved);
+	assert_int_equal(ino_of(fs, ino_of(fs, ROOT, "lost+found"), name), moved);
+	assert_int_equal(ino_of(fs, d, "ghost"), 0);
+}
+
+static void test_fsck_reports_a_log_that_does_not_load(void **state)
+{
+	struct br_fs *fs = *state;
+	struct br_rec_link rec;
+	char buf[sizeof(rec) + 8], copy[4200];
+	struct br_fsck_result r;
+	struct msgs m;
+
+	populate(fs, 1);
+	/* a LINK record for an inode that never existed */
+	memset(&rec, 0, sizeof(rec));
+	rec.h.type = br_le16_put(BR_REC_LINK);
+	rec.h.len = br_le32_put(sizeof(rec) + 4);
+	rec.h.ino = br_le64_put(777777);
+	rec.parent = br_le64_put(ROOT);
+	rec.name_len = br_le16_put(4);
+	memcpy(buf, &rec, sizeof(rec));
+	memcpy(buf + sizeof(rec), "evil", 4);
+	assert_int_equal(br_store_append(fs->store, buf, sizeof(rec) + 4, NULL), 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	snprintf(copy, sizeof(copy), "%s.bad", img);
+	copy_image(img, copy);
+	r = fsck(copy, false, &m);
+	printf("%s", m.text);
+	assert_int_equal(r.errors, 1);
+	assert_non_null(strstr(m.text, "does not load"));
+	assert_non_null(strstr(m.text, "contradicts"));
+	r = fsck(copy, true, &m);
+	assert_true(r.errors > r.fixed);	/* exit 4 */
+	unlink(copy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +847,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_writers_during_checkpoints_reopen_identically, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background_thread_checkpoints_by_bytes_and_by_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writers_are_blocked_briefly_while_a_checkpoint_is_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsck_passes_a_clean_image_and_refuses_to_repair_a_mounted_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsck_finds_and_repairs_injected_inconsistencies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsck_reports_a_log_that_does_not_load, setup, teardown),
 	};
 	struct io_uring ring;
 	int err = io_uring_queue_init(4, &ring, 0);
