@@ -185,7 +185,8 @@ static int check_log(struct ck *c, int fd, const struct br_super *sb)
 	c->r->log_bytes = c->scanned;
 	if (c->o->progress)
 		c->o->progress(c->o->ctx, c->total, c->total);
-	qsort(c->rv, c->nr, sizeof(*c->rv), cmp_range);
+	if (c->nr)
+		qsort(c->rv, c->nr, sizeof(*c->rv), cmp_range);
 	say(c, 0, "log: %llu buffers, %llu records, ends before %llu (seq %llu)",
 	    (unsigned long long)rp.buffers, (unsigned long long)rp.records,
 	    (unsigned long long)rp.addr, (unsigned long long)rp.seq);
