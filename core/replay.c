@@ -137,8 +137,8 @@ int br_replay_scan(struct br_replay *r)
 		return -ENOMEM;
 	for (;;) {
 		const struct br_buf_header *bh;
-		uint64_t cand[2], addr = 0;
-		unsigned nc = 0, i;
+		uint64_t addr, second = 0;	/* 0: no candidate (never
+						 * a log address) */
 		uint32_t len, off;
 		int ok = 0;
 
@@ -146,15 +146,16 @@ int br_replay_scan(struct br_replay *r)
 		 * leaves a block in the segment, else (or if that fails) at
 		 * next_seg; seq and the nonce chain tell which is real */
 		if (!have_prev) {
-			cand[nc++] = r->addr;
+			addr = r->addr;
 		} else {
-			if (prev_end + BR_BLOCK_SIZE <= prev_seg_end)
-				cand[nc++] = prev_end;
-			if (prev_next)
-				cand[nc++] = prev_next;
+			addr = prev_end + BR_BLOCK_SIZE <= prev_seg_end ?
+			       prev_end : 0;
+			second = prev_next;
 		}
-		for (i = 0; i < nc && ok == 0; i++) {
-			addr = cand[i];
+		if (addr)
+			ok = load_buffer(r, addr, seg_size, &buf, &cap);
+		if (ok == 0 && second) {
+			addr = second;
 			ok = load_buffer(r, addr, seg_size, &buf, &cap);
 		}
 		if (ok < 0) {
