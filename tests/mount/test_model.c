@@ -14,7 +14,10 @@
  * unaligned, beyond EOF), O_APPEND writes, truncate up and down, fallocate
  * (allocate, KEEP_SIZE, PUNCH_HOLE), rename (over existing files and empty
  * directories, RENAME_NOREPLACE, RENAME_EXCHANGE), link, unlink, mkdir,
- * rmdir, symlink, chmod, setxattr/removexattr, fsync.  Names come from a
+ * rmdir, symlink, chmod, setxattr/removexattr, fsync, and pwrite/ftruncate/
+ * fsync/read through up to 4 file descriptors kept open across the other
+ * operations (so the file may be renamed or unlinked meanwhile; they are
+ * closed before each remount).  Names come from a
  * small namespace (4 directories, 8 files, up to 2 levels) so that operations
  * collide: renames over existing files, links to linked files, rmdir of
  * non-empty directories all happen often.
@@ -497,10 +500,110 @@ static long do_fsync(const char *p)
 	return r;
 }
 
+/* ---- open file descriptors kept across operations --------------------------
+ * Four slots, each an fd on the shadow and one on the filesystem opened on the
+ * same path: writes, truncates and reads through them while other operations
+ * rename or unlink the path (an unlinked open file must keep working). */
+#define NSLOTS 4
+static int slot_a[NSLOTS] = { -1, -1, -1, -1 }, slot_b[NSLOTS] = { -1, -1, -1, -1 };
+static char slot_path[NSLOTS][PATHLEN];
+
+static void slot_compare(int i)
+{
+	struct stat sa, sb;
+	if (fstat(slot_a[i], &sa) || fstat(slot_b[i], &sb))
+		fail("slot %d: fstat: %s", i, strerror(errno));
+	if (sa.st_size != sb.st_size || sa.st_nlink != sb.st_nlink)
+		fail("slot %d (opened as %s): fstat size %lld nlink %lu, shadow size %lld nlink %lu", i,
+		     slot_path[i], (long long)sb.st_size, (unsigned long)sb.st_nlink, (long long)sa.st_size,
+		     (unsigned long)sa.st_nlink);
+	pass();
+	if (sa.st_size <= 2 * MiB)
+		cmp_range(slot_path[i], slot_a[i], slot_b[i], 0, sa.st_size + 1);
+	else
+		cmp_range(slot_path[i], slot_a[i], slot_b[i], (off_t)rndn((uint64_t)sa.st_size), 256 * 1024);
+}
+
+static void slots_close(void)
+{
+	for (int i = 0; i < NSLOTS; i++) {
+		if (slot_a[i] < 0)
+			continue;
+		slot_compare(i);
+		close(slot_a[i]);
+		int r = close(slot_b[i]);
+		if (r)
+			fail("slot %d: close: %s", i, strerror(errno));
+		slot_a[i] = slot_b[i] = -1;
+	}
+}
+
+static int fd_op(char *r1)
+{
+	int i = (int)rndn(NSLOTS);
+	if (slot_a[i] < 0) {
+		rand_file(r1);
+		char a1[PATH_MAX], b1[PATH_MAX];
+		full(a1, shadow_root, r1);
+		full(b1, mnt_root, r1);
+		describe("slot %d: open %s O_RDWR|O_CREAT", i, r1);
+		errno = 0;
+		int fa = open(a1, O_RDWR | O_CREAT, 0644);
+		int ea = errno;
+		errno = 0;
+		int fb = open(b1, O_RDWR | O_CREAT, 0644);
+		int eb = errno;
+		if ((fa < 0) != (fb < 0) || (fa < 0 && ea != eb))
+			fail("open: shadow %d/%s, filesystem %d/%s", fa, fa < 0 ? ename(ea) : "ok", fb,
+			     fb < 0 ? ename(eb) : "ok");
+		pass();
+		if (fa >= 0) {
+			slot_a[i] = fa;
+			slot_b[i] = fb;
+			snprintf(slot_path[i], PATHLEN, "%s", r1);
+			slot_compare(i);
+		}
+		return 1;
+	}
+	strcpy(r1, slot_path[i]);
+	uint64_t k = rndn(100);
+	if (k < 45) {
+		off_t off = (off_t)rand_off();
+		size_t len = rand_len();
+		if ((uint64_t)off + len > max_file)
+			len = (size_t)(max_file - (uint64_t)off);
+		if (!len)
+			len = 1;
+		fill_wbuf(len);
+		describe("slot %d (%s): pwrite off %lld len %zu", i, r1, (long long)off, len);
+		BOTH("pwrite(fd)", pwrite(slot_a[i], wbuf, len, off), pwrite(slot_b[i], wbuf, len, off));
+	} else if (k < 60) {
+		off_t sz = (off_t)rand_off();
+		describe("slot %d (%s): ftruncate %lld", i, r1, (long long)sz);
+		BOTH("ftruncate", ftruncate(slot_a[i], sz), ftruncate(slot_b[i], sz));
+	} else if (k < 70) {
+		describe("slot %d (%s): fsync", i, r1);
+		BOTH("fsync(fd)", fsync(slot_a[i]), fsync(slot_b[i]));
+	} else if (k < 85) {
+		describe("slot %d (%s): compare", i, r1);
+	} else {
+		describe("slot %d (%s): close", i, r1);
+		slot_compare(i);
+		close(slot_a[i]);
+		if (close(slot_b[i]))
+			fail("close: %s", strerror(errno));
+		slot_a[i] = slot_b[i] = -1;
+		return 1;
+	}
+	slot_compare(i);
+	return 1;
+}
+
 static void do_remount(void)
 {
 	if (!remount_cmd)
 		return;
+	slots_close();
 	printf("op %ld: remount\n", cur_op);
 	fflush(stdout);
 	if (chdir("/"))
@@ -519,7 +622,9 @@ static void one_op(void)
 	uint64_t k = rndn(100);
 	op_sync = rndn(16) == 0;
 
-	if (k < 30) { /* pwrite */
+	if (k >= 24 && k < 30) { /* through a kept open fd */
+		fd_op(r1);
+	} else if (k < 30) { /* pwrite */
 		rand_file(r1);
 		off_t off = (off_t)rand_off();
 		size_t len = rand_len();
@@ -757,6 +862,7 @@ int main(int argc, char **argv)
 			printf("op %ld: %ld comparisons so far\n", cur_op + 1, passed);
 	}
 	snprintf(curdesc, sizeof curdesc, "final compare");
+	slots_close();
 	cmp_tree("end");
 	do_remount();
 	printf("seed=%" PRIu64 ": %ld operations\n", seed, nops);
