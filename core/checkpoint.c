@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "segment.h"
 #include "crc32c.h"
 #include "fsys_int.h"
 
@@ -511,6 +512,11 @@ static int ckpt_write_locked(struct br_fs *fs)
 	err = br_slot_write(fs->fd, &fs->sb, c->next_which, &slot);
 	if (err)
 		goto out;
+	/* The blob's usage is exactly what this checkpoint reaches: segments
+	 * it does not reach and that hold nothing newer than its roll point
+	 * are free from now on (segment.h, "Reuse"). */
+	if (fs->segs)
+		br_seg_ckpt_durable(fs->segs, sc.usage, slot.roll_seq);
 	br_store_stats(fs->store, &ss);
 	c->bytes_base = ss.bytes;
 	c->next_which ^= 1;
@@ -542,6 +548,10 @@ int br_ckpt_write(struct br_fs *fs)
 	pthread_mutex_lock(&c->lock);
 	err = ckpt_write_locked(fs);
 	pthread_mutex_unlock(&c->lock);
+	/* Segments this checkpoint freed go back to the device (no lock
+	 * held; a failed discard only costs space on the device). */
+	if (!err && fs->segs)
+		br_seg_discard(fs->segs);
 	return err;
 }
 
@@ -1025,6 +1035,10 @@ static int roll_record(void *ctx, const struct br_rec_header *h, uint32_t len,
 	};
 	int err;
 
+	/* rp->seq is the generation of the buffer being scanned: the
+	 * segment holds records the loaded checkpoint does not cover */
+	if (rc->fs->segs)
+		br_seg_placed(rc->fs->segs, addr, rc->rp->seq);
 	if (covered(rc->rp, rc->roll_addr, rc->roll_skip, addr) ||
 	    type == BR_REC_CKPT_CUT || type == BR_REC_CKPT_HEAD ||
 	    type == BR_REC_CKPT_DATA)
@@ -1066,6 +1080,9 @@ static void map_reset(struct br_fs *fs)
 {
 	br_map_free(&fs->map, NULL);
 	br_map_init(&fs->map);
+	fs->map.segs = fs->segs;
+	if (fs->segs)
+		br_seg_reset(fs->segs);
 }
 
 int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
@@ -1139,6 +1156,10 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
 		c->st.fallback = i > 0;
 		c->st.tail_buffers = rp.buffers;
 		c->st.tail_records = rc.applied;
+		if (fs->segs)
+			br_seg_ckpt_durable(fs->segs, sl->ckpt_addr ?
+					    c->loaded_usage : NULL,
+					    sl->roll_seq);
 		*out = rp;
 		return 0;
 	}

@@ -17,6 +17,7 @@
 
 #include "checkpoint.h"
 #include "fsck.h"
+#include "segment.h"
 #include "fsys_int.h"
 
 struct ck {
@@ -453,6 +454,26 @@ static int check_tree(struct ck *c, struct br_fs *fs)
 				    (unsigned long long)st.usage_mismatch);
 			}
 		}
+	}
+	if (fs->segs) {
+		/* The usage table the allocator trusts (kept by the extent
+		 * map as it changed, checkpoint load and roll-forward
+		 * included) against a recount of the final map. */
+		uint64_t n = fs->sb.seg_count, bad = 0;
+		uint64_t *kept = calloc(n, sizeof(*kept));
+		uint64_t *recount = calloc(n, sizeof(*recount));
+
+		if (kept && recount) {
+			br_seg_usage(fs->segs, kept);
+			br_ckpt_usage(fs, recount, n);
+			for (uint64_t i = 0; i < n; i++)
+				bad += kept[i] != recount[i];
+			if (bad)
+				say(c, 1, "segment usage kept in memory differs from the extents in %llu segments",
+				    (unsigned long long)bad);
+		}
+		free(kept);
+		free(recount);
 	}
 	if (changed) {
 		err = br_ckpt_write(fs);

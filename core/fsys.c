@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "segment.h"
 #include "fsys_int.h"
 
 #define MAX_FILE_SIZE BR_MAX_FILE_SIZE
@@ -323,6 +324,10 @@ static void fs_free(struct br_fs *fs)
 {
 	br_ckpt_free(fs);
 	br_map_free(&fs->map, NULL);
+	if (fs->segs) {
+		br_seg_destroy(fs->segs);
+		free(fs->segs);
+	}
 	for (unsigned i = 0; i < BR_RING_MAX_BUFS; i++)
 		free(fs->slot[i].v);
 	if (fs->rfd >= 0)
@@ -402,6 +407,19 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		goto fail;
 	}
 
+	fs->segs = calloc(1, sizeof(*fs->segs));
+	err = fs->segs ? br_seg_init(fs->segs, fs->sb.seg_count,
+				     fs->sb.seg_size, fs->fd,
+				     !opt->read_only && !opt->no_discard) :
+			 -ENOMEM;
+	if (err) {
+		free(fs->segs);
+		fs->segs = NULL;
+		why_set(why, why_len, "cannot allocate the segment table");
+		goto fail;
+	}
+	fs->map.segs = fs->segs;
+
 	/* newest valid slot -> its checkpoint -> roll forward; falls back
 	 * to the older slot if the newest checkpoint cannot be loaded */
 	fs->replaying = true;
@@ -433,6 +451,12 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	sc.prev_nonce = rp.nonce;
 	sc.on_complete = on_complete;
 	sc.ctx = fs;
+	sc.alloc_seg = br_seg_alloc;
+	sc.placed = br_seg_on_placed;
+	sc.alloc_ctx = fs->segs;
+	/* where the log is; the store asks for a next_seg if there is none */
+	br_seg_set_log(fs->segs, rp.seg_end ? rp.seg_end - fs->sb.seg_size :
+		       rp.addr, rp.next_seg);
 	err = br_store_open(&sc, &fs->store);
 	if (err) {
 		why_set(why, why_len, "cannot start the log on %s: %s", image, strerror(-err));

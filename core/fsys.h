@@ -54,6 +54,10 @@ struct br_fs_options {
 	 * br_fs_lookup, br_fs_readdir, br_fs_readlink, br_fs_getxattr,
 	 * br_fs_listxattr, br_fs_read and core/fsck may be used. */
 	bool read_only;
+	/* Do not give freed segments back to the device (-o discard=off);
+	 * by default they are punched out of an image file / discarded on a
+	 * block device (core/segment.h). */
+	bool no_discard;
 };
 
 /*

@@ -72,6 +72,10 @@ struct br_fs {
 	uint64_t replayed_buffers;	/* set at open */
 	uint64_t replayed_records;
 	struct br_ckpt *ckpt;		/* core/checkpoint.c; its own locks */
+	struct br_segtab *segs;		/* core/segment.h; its own lock (a
+					 * leaf, after map_lock) */
+	bool discard;			/* -o discard: give freed segments
+					 * back to the device */
 };
 
 /* Where a record lives, for apply: durable records carry their log address

@@ -15,6 +15,7 @@ static __thread int map_oom;
 #define uthash_nonfatal_oom(elt) (map_oom = 1)
 
 #include "map.h"
+#include "segment.h"
 
 /* ------------------------------------------------------------------ */
 /* Extents                                                              */
@@ -50,6 +51,18 @@ static bool ext_contiguous(const struct br_extent *a, const struct br_extent *b)
 	if (a->kind == BR_EXT_DURABLE)
 		return a->v + a->len == b->v;
 	return a->v == b->v && a->idx == b->idx && a->boff + a->len == b->boff;
+}
+
+/* Segment accounting: durable bytes entering (+) or leaving (-) the map. */
+static void ext_account(const struct br_extmap *m, const struct br_extent *e,
+			int sign)
+{
+	if (!m->segs || e->kind != BR_EXT_DURABLE)
+		return;
+	if (sign > 0)
+		br_seg_add(m->segs, e->v, e->len);
+	else
+		br_seg_sub(m->segs, e->v, e->len);
 }
 
 /* Index of the first extent that ends after off. */
@@ -122,10 +135,16 @@ static int chunk_replace(struct br_extmap *m, struct br_chunk *c, uint64_t off,
 		c->ext = ne;
 		c->cap = cap;
 	}
-	for (i = first; i < last; i++)
+	/* Every replaced extent leaves, every piece (kept remainders
+	 * included) enters: the net change per segment is exact. */
+	for (i = first; i < last; i++) {
 		removed += c->ext[i].len;
-	for (i = 0; i < np; i++)
+		ext_account(m, &c->ext[i], -1);
+	}
+	for (i = 0; i < np; i++) {
 		added += piece[i].len;
+		ext_account(m, &piece[i], 1);
+	}
 	memmove(&c->ext[first + np], &c->ext[last],
 		(c->n - last) * sizeof(*c->ext));
 	memcpy(&c->ext[first], piece, np * sizeof(*piece));
@@ -217,8 +236,10 @@ static int punch_chunk(struct br_extmap *m, struct br_chunk *c, uint64_t off,
 	uint64_t cend = cstart + BR_CHUNK_SIZE;
 
 	if (off <= cstart && end >= cend) {
-		for (uint32_t i = 0; i < c->n; i++)
+		for (uint32_t i = 0; i < c->n; i++) {
 			m->bytes -= c->ext[i].len;
+			ext_account(m, &c->ext[i], -1);
+		}
 		m->next -= c->n;
 		chunk_drop(m, c);
 		return 0;
@@ -363,6 +384,7 @@ unsigned br_extmap_complete(struct br_extmap *m, uint64_t key, unsigned idx,
 			e->v = addr + e->boff;
 			e->boff = 0;
 			e->idx = 0;
+			ext_account(m, e, 1);
 			n++;
 		}
 	}
@@ -373,8 +395,11 @@ void br_extmap_free(struct br_extmap *m)
 {
 	struct br_chunk *c, *tmp;
 
-	HASH_ITER(hh, m->chunks, c, tmp)
+	HASH_ITER(hh, m->chunks, c, tmp) {
+		for (uint32_t i = 0; i < c->n; i++)
+			ext_account(m, &c->ext[i], -1);
 		chunk_drop(m, c);
+	}
 	m->bytes = 0;
 	m->next = 0;
 }
@@ -615,6 +640,7 @@ int br_map_inode_new(struct br_map *m, uint64_t ino, uint32_t mode,
 		return -ENOMEM;
 	in->ino = ino;
 	in->mode = mode;
+	in->ext.segs = m->segs;
 	br_dir_init(&in->dir);
 	map_oom = 0;
 	HASH_ADD(hh, m->inodes, ino, sizeof(in->ino), in);

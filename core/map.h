@@ -83,10 +83,16 @@ struct br_chunk {
 	UT_hash_handle hh;
 };
 
+struct br_segtab;
+
 struct br_extmap {
 	struct br_chunk *chunks;	/* uthash by key */
 	uint64_t bytes;			/* sum of extent lengths */
 	uint64_t next;			/* number of extents */
+	/* Segment usage kept exact here (core/segment.h): every durable
+	 * byte that enters or leaves this map is added to / subtracted from
+	 * it.  NULL: no accounting (set from br_map.segs at inode creation). */
+	struct br_segtab *segs;
 };
 
 /* Location of the byte `delta` bytes into the extent. */
@@ -212,6 +218,9 @@ struct br_map {
 	struct br_inode *inodes;	/* uthash by ino */
 	uint64_t next_ino;		/* never reused */
 	uint64_t ninodes;
+	struct br_segtab *segs;		/* given to every new inode's extent
+					 * map (NULL: none); br_map_init
+					 * clears it */
 };
 
 void br_map_init(struct br_map *m);

@@ -51,7 +51,8 @@ struct br_store {
 static int store_pick_seg(struct br_store *s, uint64_t seg, uint64_t *next)
 {
 	if (s->cfg.alloc_seg)
-		return s->cfg.alloc_seg(s->cfg.ctx, seg, next);
+		return s->cfg.alloc_seg(s->cfg.alloc_ctx ? s->cfg.alloc_ctx :
+					s->cfg.ctx, seg, next);
 	*next = seg + s->cfg.seg_size + s->cfg.seg_size <= s->cfg.log_end ?
 		seg + s->cfg.seg_size : 0;
 	return 0;
@@ -62,6 +63,17 @@ static int store_place(void *ctx, struct br_ring_buf *b, uint64_t *addr)
 	struct br_store *s = ctx;
 	int err = 0;
 
+	/* A segment entered while none was free: try again now, so the
+	 * buffers still to come in this one name where the log goes. */
+	if (!s->next_seg && s->cfg.alloc_seg &&
+	    s->next_addr + b->span <= s->seg_end) {
+		err = store_pick_seg(s, s->seg_end - s->cfg.seg_size,
+				     &s->next_seg);
+		if (err) {
+			br_durable_fail(&s->dur, err);
+			return err;
+		}
+	}
 	if (s->next_addr + b->span > s->seg_end) {
 		uint64_t seg = s->next_seg;
 
@@ -82,6 +94,10 @@ static int store_place(void *ctx, struct br_ring_buf *b, uint64_t *addr)
 	*addr = s->next_addr;
 	s->next_addr += b->span;
 	s->slots[b->idx].next_seg = s->next_seg;
+	if (s->cfg.placed)
+		s->cfg.placed(s->cfg.alloc_ctx ? s->cfg.alloc_ctx : s->cfg.ctx,
+			      *addr,
+			      atomic_load_explicit(&b->seq, memory_order_relaxed));
 	return 0;
 }
 

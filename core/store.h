@@ -70,6 +70,11 @@ struct br_store_config {
 	 * log enters `seg`); 0 and *next = 0 if none is free.  NULL: the
 	 * adjacent segment, up to log_end. */
 	int (*alloc_seg)(void *ctx, uint64_t seg, uint64_t *next);
+	/* Called for every buffer when its log address is assigned (by the
+	 * seal owner, before the write is submitted; one call at a time, in
+	 * generation order).  NULL: nothing. */
+	void (*placed)(void *ctx, uint64_t addr, uint64_t seq);
+	void *alloc_ctx;	/* ctx of alloc_seg and placed (NULL: ctx) */
 	uint64_t next_seq;	/* generation of the first buffer (>= 1) */
 	uint64_t fsid;		/* stamped into every buffer header */
 	uint32_t prev_nonce;	/* nonce of the last valid buffer in the log

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Segment usage, allocation and discard; see segment.h for the rules.
+ */
+#include "segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+int br_seg_init(struct br_segtab *t, uint64_t nseg, uint64_t seg_size,
+		int fd, bool discard)
+{
+	struct stat st;
+
+	memset(t, 0, sizeof(*t));
+	if (nseg < 2 || !seg_size)
+		return -EINVAL;
+	t->v = calloc(nseg, sizeof(*t->v));
+	if (!t->v)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	t->nseg = nseg;
+	t->seg_size = seg_size;
+	t->ckpt_seq = 1;
+	t->fd = fd;
+	t->discard = discard && fd >= 0;
+	t->blkdev = fd >= 0 && !fstat(fd, &st) && S_ISBLK(st.st_mode);
+	return 0;
+}
+
+void br_seg_destroy(struct br_segtab *t)
+{
+	if (!t->v)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	free(t->v);
+	t->v = NULL;
+}
+
+void br_seg_reset(struct br_segtab *t)
+{
+	pthread_mutex_lock(&t->lock);
+	for (uint64_t i = 0; i < t->nseg; i++) {
+		atomic_store_explicit(&t->v[i].live, 0, memory_order_relaxed);
+		atomic_store_explicit(&t->v[i].newest, 0, memory_order_relaxed);
+		t->v[i].ckpt_live = 0;
+	}
+	t->ckpt_seq = 1;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Split [addr, addr+len) at segment boundaries; sign +1 / -1. */
+static void seg_change(struct br_segtab *t, uint64_t addr, uint64_t len,
+		       int sign)
+{
+	while (len) {
+		uint64_t s = addr / t->seg_size;
+		uint64_t n = (s + 1) * t->seg_size - addr;
+
+		if (n > len)
+			n = len;
+		if (s < t->nseg) {
+			/* relaxed: writers are serialised by map_lock; readers
+			 * without it (allocator, statfs) take a snapshot that
+			 * is only ever an estimate, except for the 0 test,
+			 * which cannot race (see segment.h, "Reuse") */
+			if (sign > 0)
+				atomic_fetch_add_explicit(&t->v[s].live, n,
+							  memory_order_relaxed);
+			else
+				atomic_fetch_sub_explicit(&t->v[s].live, n,
+							  memory_order_relaxed);
+		}
+		addr += n;
+		len -= n;
+	}
+}
+
+void br_seg_add(struct br_segtab *t, uint64_t addr, uint64_t len)
+{
+	seg_change(t, addr, len, 1);
+}
+
+void br_seg_sub(struct br_segtab *t, uint64_t addr, uint64_t len)
+{
+	seg_change(t, addr, len, -1);
+}
+
+void br_seg_placed(struct br_segtab *t, uint64_t addr, uint64_t seq)
+{
+	uint64_t s = addr / t->seg_size;
+
+	if (s >= t->nseg)
+		return;
+	/* one writer at a time (segment.h); the allocator reads it under
+	 * the lock, from the same serialised placement path or after a
+	 * checkpoint that synced the buffer */
+	if (atomic_load_explicit(&t->v[s].newest, memory_order_relaxed) < seq)
+		atomic_store_explicit(&t->v[s].newest, seq,
+				      memory_order_relaxed);
+}
+
+void br_seg_on_placed(void *ctx, uint64_t addr, uint64_t seq)
+{
+	br_seg_placed(ctx, addr, seq);
+}
+
+void br_seg_set_log(struct br_segtab *t, uint64_t cur_addr, uint64_t next_addr)
+{
+	pthread_mutex_lock(&t->lock);
+	t->cur = cur_addr / t->seg_size;
+	t->next = next_addr / t->seg_size;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* lock held */
+static bool seg_free(const struct br_segtab *t, uint64_t s)
+{
+	const struct br_seg *g = &t->v[s];
+
+	return s > 0 && s < t->nseg && s != t->cur && s != t->next &&
+	       !g->busy && g->ckpt_live == 0 &&
+	       atomic_load_explicit(&g->live, memory_order_relaxed) == 0 &&
+	       atomic_load_explicit(&g->newest, memory_order_relaxed) <
+	       t->ckpt_seq;
+}
+
+bool br_seg_is_free(struct br_segtab *t, uint64_t s)
+{
+	bool f;
+
+	pthread_mutex_lock(&t->lock);
+	f = seg_free(t, s);
+	pthread_mutex_unlock(&t->lock);
+	return f;
+}
+
+int br_seg_alloc(void *ctx, uint64_t seg, uint64_t *next)
+{
+	struct br_segtab *t = ctx;
+	uint64_t enter = seg / t->seg_size, pick = 0;
+
+	pthread_mutex_lock(&t->lock);
+	t->cur = enter;
+	if (t->next == enter)
+		t->next = 0;
+	/* Lowest free segment after the current one, wrapping: the log
+	 * sweeps the device, which spreads wear and keeps a fresh image
+	 * written front to back. */
+	for (uint64_t i = 1; i < t->nseg && !pick; i++) {
+		uint64_t s = 1 + (enter - 1 + i) % (t->nseg - 1);
+
+		if (seg_free(t, s))
+			pick = s;
+	}
+	t->next = pick;
+	if (pick) {
+		atomic_fetch_add_explicit(&t->allocs, 1, memory_order_relaxed);
+		if (atomic_load_explicit(&t->v[pick].newest,
+					 memory_order_relaxed))
+			atomic_fetch_add_explicit(&t->reused, 1,
+						  memory_order_relaxed);
+		t->v[pick].discarded = false;
+	}
+	pthread_mutex_unlock(&t->lock);
+	*next = pick * t->seg_size;
+	return 0;
+}
+
+void br_seg_ckpt_durable(struct br_segtab *t, const uint64_t *usage,
+			 uint64_t roll_seq)
+{
+	pthread_mutex_lock(&t->lock);
+	for (uint64_t i = 0; i < t->nseg; i++)
+		t->v[i].ckpt_live = usage ? usage[i] : 0;
+	if (roll_seq > t->ckpt_seq)
+		t->ckpt_seq = roll_seq;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void br_seg_space(struct br_segtab *t, struct br_seg_space *sp)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->log_segs = t->nseg - 1;
+	pthread_mutex_lock(&t->lock);
+	for (uint64_t s = 1; s < t->nseg; s++) {
+		uint64_t live = atomic_load_explicit(&t->v[s].live,
+						     memory_order_relaxed);
+
+		sp->live_bytes += live;
+		if (s == t->cur || s == t->next)
+			sp->open_segs++;
+		else if (seg_free(t, s) || t->v[s].busy)
+			sp->free_segs++;
+		else if (live == 0)
+			sp->dead_segs++;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void br_seg_usage(struct br_segtab *t, uint64_t *usage)
+{
+	for (uint64_t i = 0; i < t->nseg; i++)
+		usage[i] = atomic_load_explicit(&t->v[i].live,
+						memory_order_relaxed);
+}
+
+static int seg_discard_one(struct br_segtab *t, uint64_t s)
+{
+	uint64_t range[2] = { s * t->seg_size, t->seg_size };
+
+	if (t->blkdev)
+		return ioctl(t->fd, BLKDISCARD, range) ? -errno : 0;
+	return fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			 (off_t)range[0], (off_t)range[1]) ? -errno : 0;
+}
+
+int br_seg_discard(struct br_segtab *t)
+{
+	int n = 0, err = 0;
+
+	if (!t->discard)
+		return 0;
+	for (uint64_t s = 1; s < t->nseg && !err; s++) {
+		bool go;
+
+		pthread_mutex_lock(&t->lock);
+		go = t->discard && !t->v[s].discarded && seg_free(t, s);
+		if (go)
+			t->v[s].busy = true;	/* the allocator skips it */
+		pthread_mutex_unlock(&t->lock);
+		if (!go)
+			continue;
+		err = seg_discard_one(t, s);
+		pthread_mutex_lock(&t->lock);
+		t->v[s].busy = false;
+		if (!err) {
+			t->v[s].discarded = true;
+			n++;
+		} else if (err == -EOPNOTSUPP) {
+			t->discard = false;
+		}
+		pthread_mutex_unlock(&t->lock);
+	}
+	atomic_fetch_add_explicit(&t->discards, (uint64_t)n,
+				  memory_order_relaxed);
+	return err ? err : n;
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Segments: exact usage, the free-segment allocator and discard.
+ *
+ * Usage.  For every segment, `live` = bytes of durable file data (extents
+ * of kind BR_EXT_DURABLE) whose log address lies in it.  It is kept exact
+ * by the extent map itself (core/map.c calls br_seg_add/br_seg_sub where a
+ * durable extent appears, is trimmed, split, replaced or freed, and where
+ * br_extmap_complete switches a pending extent to durable), so every path
+ * that changes data - writes, overwrites, truncate, punch, unlink, replay,
+ * checkpoint load - is covered once.  Pending extents are not counted: they
+ * are counted in the segment their buffer lands in when it completes.
+ *
+ * Age.  `newest` = the highest buffer seq the store has placed in the
+ * segment (br_seg_placed, called at placement, before the write is even
+ * submitted, and by roll-forward at mount).  The cleaner uses it as the
+ * segment's age; the allocator uses it to tell whether the segment holds
+ * a record the newest durable checkpoint does not cover.
+ *
+ * Reuse.  A segment s may be handed out again (is "free") only if
+ *   - it is neither the log's current segment nor the next_seg already
+ *     chosen (written in the headers of the current one),
+ *   - live[s] == 0: nothing in the map points into it,
+ *   - ckpt_live[s] == 0: nothing in the newest durable checkpoint points
+ *     into it either (a crash now loads that checkpoint; data that died
+ *     after its cut is still reached from it until the next one lands),
+ *   - newest[s] < ckpt_seq, the roll_seq of the newest durable checkpoint:
+ *     every record in it is covered by that checkpoint and is not read by
+ *     roll-forward (the cut buffer, the blob and everything after it have
+ *     seq >= roll_seq), and every buffer placed in it has completed (the
+ *     checkpoint synced its cut, which follows them in the log).
+ * So data that dies becomes reusable space only after a checkpoint taken
+ * after its death is durable (br_seg_ckpt_durable).  The older slot's
+ * checkpoint is not protected: mount falls back to it only if the newest
+ * one is damaged, and then segments it needs may have been reused (the
+ * fallback then fails its CRCs or extents; fsck reports it).
+ *
+ * Discard.  Segments that became free are given back to the device
+ * (FALLOC_FL_PUNCH_HOLE on an image file, BLKDISCARD on a block device) by
+ * br_seg_discard, outside every lock; a segment being discarded is not
+ * handed out until its discard has finished.
+ *
+ * Locking: `lock` is a leaf (taken under map_lock and from the store's
+ * placement path, never held across I/O).  live[] changes under map_lock
+ * (write) or while the fs is single-threaded (mount); it is atomic so the
+ * allocator and statfs can read it without map_lock.  newest[] is written
+ * by one thread at a time (the store's seal owners are serialised by the
+ * ring; mount is single-threaded).
+ */
+#ifndef BR_SEGMENT_H
+#define BR_SEGMENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Segments held back from user data so that metadata records (unlink,
+ * truncate, checkpoints) and the cleaner always find room: user writes get
+ * -ENOSPC once no more than this many segments are free. */
+#define BR_SEG_RESERVE 2u
+
+struct br_seg {
+	_Atomic uint64_t live;	/* durable data bytes in the segment */
+	_Atomic uint64_t newest; /* newest buffer seq placed in it, 0: none */
+	uint64_t ckpt_live;	/* live bytes per the newest durable
+				 * checkpoint (lock) */
+	bool busy;		/* being discarded: not free (lock) */
+	bool discarded;		/* given back since it was last used (lock) */
+};
+
+struct br_segtab {
+	pthread_mutex_t lock;	/* leaf; protects what says (lock) */
+	uint64_t seg_size;	/* bytes per segment */
+	uint64_t nseg;		/* segments, 0 included (0 holds no log) */
+	struct br_seg *v;	/* nseg entries */
+	uint64_t cur;		/* segment the log is in (lock) */
+	uint64_t next;		/* next_seg chosen for it, 0: none (lock) */
+	uint64_t ckpt_seq;	/* roll_seq of the newest durable checkpoint
+				 * (lock); 1 after mkfs */
+	int fd;			/* for discards; -1: none */
+	bool discard;		/* give freed segments back to the device */
+	bool blkdev;		/* fd is a block device: BLKDISCARD */
+	_Atomic uint64_t discards;	/* segments discarded */
+	_Atomic uint64_t allocs;	/* segments handed out */
+	_Atomic uint64_t reused;	/* of which held data before */
+};
+
+/* Whole-table figures (br_seg_space). */
+struct br_seg_space {
+	uint64_t log_segs;	/* segments of the log (nseg - 1) */
+	uint64_t free_segs;	/* free now (see above) */
+	uint64_t dead_segs;	/* no live data, not free yet: waiting for a
+				 * checkpoint (not current / next) */
+	uint64_t live_bytes;	/* sum of live[] */
+	uint64_t open_segs;	/* current + chosen next */
+};
+
+/* 0 or -ENOMEM.  fd (may be -1) is used for discards only. */
+int br_seg_init(struct br_segtab *t, uint64_t nseg, uint64_t seg_size,
+		int fd, bool discard);
+void br_seg_destroy(struct br_segtab *t);
+
+/* Forget usage and age (mount falls back to the other slot). */
+void br_seg_reset(struct br_segtab *t);
+
+/* `len` durable bytes at log address `addr` appeared / went away (the
+ * extent map calls these).  A range may cross segments. */
+void br_seg_add(struct br_segtab *t, uint64_t addr, uint64_t len);
+void br_seg_sub(struct br_segtab *t, uint64_t addr, uint64_t len);
+
+/* The buffer of generation seq was placed at addr. */
+void br_seg_placed(struct br_segtab *t, uint64_t addr, uint64_t seq);
+/* The same as the store's `placed` callback (ctx = the table). */
+void br_seg_on_placed(void *ctx, uint64_t addr, uint64_t seq);
+
+/* Where the log is: current segment and the next_seg chosen for it (byte
+ * addresses, next 0 = none). */
+void br_seg_set_log(struct br_segtab *t, uint64_t cur_addr, uint64_t next_addr);
+
+/* The store's alloc_seg callback (ctx = the table): the log enters the
+ * segment at byte address seg; choose the one after it.  *next = 0 if
+ * none is free (not an error). */
+int br_seg_alloc(void *ctx, uint64_t seg, uint64_t *next);
+
+/* A checkpoint whose roll point has generation roll_seq and whose segment
+ * usage table is usage[0..nseg) is durable (its slot is written, or it was
+ * loaded at mount; usage NULL: it references no data). */
+void br_seg_ckpt_durable(struct br_segtab *t, const uint64_t *usage,
+			 uint64_t roll_seq);
+
+void br_seg_space(struct br_segtab *t, struct br_seg_space *sp);
+
+/* Copy live[] into usage[0..nseg). */
+void br_seg_usage(struct br_segtab *t, uint64_t *usage);
+
+/* Whether segment s is free now (see above). */
+bool br_seg_is_free(struct br_segtab *t, uint64_t s);
+
+/* Give every free, not yet discarded segment back to the device.  Returns
+ * how many were discarded, or -errno of the first failure (EOPNOTSUPP:
+ * discard is then turned off). */
+int br_seg_discard(struct br_segtab *t);
+
+#endif /* BR_SEGMENT_H */
