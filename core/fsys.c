@@ -1244,6 +1244,32 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 	return err == BR_ERR_CORRUPT ? -EIO : err;
 }
 
+/*
+ * User data may use the log only while more than BR_SEG_RESERVE segments
+ * are free (segment.h): the reserve keeps room for the records that free
+ * space (unlink, truncate, punch) and for checkpoints, so a full
+ * filesystem never deadlocks and the store never latches ENOSPC.  Dead
+ * segments wait only for a checkpoint: take one.  Called with no lock
+ * held (br_ckpt_write takes them all).  Concurrent writers may each pass
+ * the check with one request (at most ~1 MiB from FUSE): the reserve
+ * absorbs that.
+ */
+static int space_check(struct br_fs *fs)
+{
+	struct br_seg_space sp;
+	int err;
+
+	if (br_seg_nfree(fs->segs) > BR_SEG_RESERVE)
+		return 0;
+	br_seg_space(fs->segs, &sp);
+	if (sp.free_segs + sp.dead_segs <= BR_SEG_RESERVE)
+		return -ENOSPC;
+	err = br_ckpt_write(fs);
+	if (err)
+		return err;
+	return br_seg_nfree(fs->segs) > BR_SEG_RESERVE ? 0 : -ENOSPC;
+}
+
 ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 		    size_t size, uint64_t off)
 {
@@ -1263,6 +1289,8 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 		err = -EISDIR;
 	else if (!S_ISREG(in->mode))
 		err = -EINVAL;
+	else
+		err = space_check(fs);
 	if (err)
 		goto out;
 	pthread_mutex_lock(il);
@@ -1367,9 +1395,7 @@ int br_fs_syncfs(struct br_fs *fs)
 
 static uint64_t free_bytes(struct br_fs *fs)
 {
-	uint64_t next = br_store_next_addr(fs->store);
-
-	return next < fs->sb.log_end ? fs->sb.log_end - next : 0;
+	return br_seg_user_avail(fs->segs, br_store_next_addr(fs->store));
 }
 
 int br_fs_fallocate(struct br_fs *fs, uint64_t ino, unsigned mode,

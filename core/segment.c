@@ -13,6 +13,8 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
+static void seg_recount(struct br_segtab *t);
+
 int br_seg_init(struct br_segtab *t, uint64_t nseg, uint64_t seg_size,
 		int fd, bool discard)
 {
@@ -116,6 +118,7 @@ void br_seg_set_log(struct br_segtab *t, uint64_t cur_addr, uint64_t next_addr)
 	pthread_mutex_lock(&t->lock);
 	t->cur = cur_addr / t->seg_size;
 	t->next = next_addr / t->seg_size;
+	seg_recount(t);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -129,6 +132,21 @@ static bool seg_free(const struct br_segtab *t, uint64_t s)
 	       atomic_load_explicit(&g->live, memory_order_relaxed) == 0 &&
 	       atomic_load_explicit(&g->newest, memory_order_relaxed) <
 	       t->ckpt_seq;
+}
+
+/* lock held */
+static void seg_recount(struct br_segtab *t)
+{
+	uint64_t n = 0;
+
+	for (uint64_t s = 1; s < t->nseg; s++)
+		n += seg_free(t, s) || t->v[s].busy;
+	atomic_store_explicit(&t->nfree, n, memory_order_relaxed);
+}
+
+uint64_t br_seg_nfree(struct br_segtab *t)
+{
+	return atomic_load_explicit(&t->nfree, memory_order_relaxed);
 }
 
 bool br_seg_is_free(struct br_segtab *t, uint64_t s)
@@ -168,6 +186,7 @@ int br_seg_alloc(void *ctx, uint64_t seg, uint64_t *next)
 						  memory_order_relaxed);
 		t->v[pick].discarded = false;
 	}
+	seg_recount(t);
 	pthread_mutex_unlock(&t->lock);
 	*next = pick * t->seg_size;
 	return 0;
@@ -181,6 +200,7 @@ void br_seg_ckpt_durable(struct br_segtab *t, const uint64_t *usage,
 		t->v[i].ckpt_live = usage ? usage[i] : 0;
 	if (roll_seq > t->ckpt_seq)
 		t->ckpt_seq = roll_seq;
+	seg_recount(t);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -202,6 +222,26 @@ void br_seg_space(struct br_segtab *t, struct br_seg_space *sp)
 			sp->dead_segs++;
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next)
+{
+	struct br_seg_space sp;
+	uint64_t pool, cur_end, avail;
+
+	br_seg_space(t, &sp);
+	pool = sp.free_segs + sp.dead_segs;
+	if (pool <= BR_SEG_RESERVE)
+		return 0;
+	avail = (pool - BR_SEG_RESERVE) * t->seg_size;
+	pthread_mutex_lock(&t->lock);
+	cur_end = (t->cur + 1) * t->seg_size;
+	if (t->next)
+		avail += t->seg_size;
+	pthread_mutex_unlock(&t->lock);
+	if (log_next < cur_end)
+		avail += cur_end - log_next;
+	return avail;
 }
 
 void br_seg_usage(struct br_segtab *t, uint64_t *usage)

@@ -81,6 +81,10 @@ struct br_segtab {
 	int fd;			/* for discards; -1: none */
 	bool discard;		/* give freed segments back to the device */
 	bool blkdev;		/* fd is a block device: BLKDISCARD */
+	_Atomic uint64_t nfree;	/* free segments, recounted whenever
+				 * freeness can change (allocation, a
+				 * durable checkpoint, set_log); data only
+				 * dies, never revives, between those */
 	_Atomic uint64_t discards;	/* segments discarded */
 	_Atomic uint64_t allocs;	/* segments handed out */
 	_Atomic uint64_t reused;	/* of which held data before */
@@ -130,6 +134,19 @@ void br_seg_ckpt_durable(struct br_segtab *t, const uint64_t *usage,
 			 uint64_t roll_seq);
 
 void br_seg_space(struct br_segtab *t, struct br_seg_space *sp);
+
+/* Free segments now (no scan). */
+uint64_t br_seg_nfree(struct br_segtab *t);
+
+/*
+ * Bytes a user can still write: 0 once no more than BR_SEG_RESERVE
+ * segments are free or dead (dead ones become free at the next
+ * checkpoint), else the free and dead segments beyond the reserve, the
+ * chosen next segment and what is left of the current one (log_next: where
+ * the next buffer goes).  Partly dead segments are not counted: no cleaner
+ * reclaims them yet.
+ */
+uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next);
 
 /* Copy live[] into usage[0..nseg). */
 void br_seg_usage(struct br_segtab *t, uint64_t *usage);
