@@ -81,6 +81,7 @@ struct options {
 	int writeback;		/* -o writeback: kernel writeback cache */
 	char *ckpt_bytes;	/* -o ckpt_bytes=SIZE, 0 = never, default 256M */
 	char *ckpt_secs;	/* -o ckpt_secs=N, 0 = never, default 30 */
+	int no_discard;		/* -o discard=off; default on */
 	int help, version;
 };
 
@@ -95,6 +96,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("nowriteback", writeback, 0),
 	OPT("ckpt_bytes=%s", ckpt_bytes, 0),
 	OPT("ckpt_secs=%s", ckpt_secs, 0),
+	OPT("discard=on", no_discard, 0),
+	OPT("discard=off", no_discard, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -143,6 +146,8 @@ static void usage(void)
 	       "                           256M; 0: never by size)\n"
 	       "    -o ckpt_secs=N         checkpoint N seconds after a change (default\n"
 	       "                           30; 0: never by time); unmount always writes one\n"
+	       "    -o discard=on|off      give freed segments back to the device (punch\n"
+	       "                           hole / BLKDISCARD; default on)\n"
 	       "    -h, --help             this help\n"
 	       "    -V, --version          print versions\n"
 	       "\n");
@@ -762,6 +767,7 @@ int main(int argc, char *argv[])
 		}
 		fo.ckpt_secs = v ? (uint32_t)v : UINT32_MAX;
 	}
+	fo.no_discard = o.no_discard != 0;
 	fo.root_uid = getuid();
 	fo.root_gid = getgid();
 
