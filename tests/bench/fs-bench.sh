@@ -54,6 +54,10 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
+# absolute: the remount helpers run from /
+[ -e "$MKFS" ] && MKFS=$(readlink -f "$MKFS")
+[ -e "$BRINGFS" ] && BRINGFS=$(readlink -f "$BRINGFS")
+
 if [ $quick = 1 ]; then
 	SEQ=256M; RAND=256M; DUR=3; NMETA=5000; IMG=${img_size:-3G}
 else

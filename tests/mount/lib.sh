@@ -219,6 +219,11 @@ br_cleanup() {
 		kill -TERM "$BR_CHILD" 2>/dev/null
 		wait "$BR_CHILD" 2>/dev/null
 	fi
+	# helpers a test started in the background (checksums ...)
+	local p
+	for p in ${BR_BG_PIDS:-}; do
+		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
 	# a $BR_TMP/remount the child started may still be mounting: wait for it
 	# (it holds the lock) so that it cannot mount again behind our back
 	if [ -n "${BR_TMP:-}" ] && [ -d "$BR_TMP" ] && command -v flock >/dev/null; then
