@@ -79,14 +79,39 @@ static int format_image(const char *path)
 	return err;
 }
 
+static struct br_fs *mount_path(const char *path);
+
 static struct br_fs *mount_img(void)
+{
+	return mount_path(img);
+}
+
+/* A crash image: the file's bytes as they are now (what a power cut
+ * would leave after the last fsync returned). */
+static void copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT |
+						  O_TRUNC, 0600);
+	char *buf = malloc(1u << 20);
+	ssize_t n;
+
+	assert_true(in >= 0 && out >= 0 && buf);
+	while ((n = read(in, buf, 1u << 20)) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	close(in);
+	close(out);
+	free(buf);
+}
+
+static struct br_fs *mount_path(const char *path)
 {
 	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
 				   .ckpt_bytes = UINT64_MAX,
 				   .ckpt_secs = UINT32_MAX };
 	struct br_fs *fs = NULL;
 	char why[256] = "";
-	int err = br_fs_open(img, &o, &fs, why, sizeof(why));
+	int err = br_fs_open(path, &o, &fs, why, sizeof(why));
 
 	if (err)
 		fprintf(stderr, "br_fs_open: %s (%d)\n", why, err);
@@ -309,7 +334,9 @@ static void test_segments_are_reused_and_never_needed(void **state)
 	const uint64_t span = 24u << 20, chunk = 256u << 10;
 	uint64_t seed = 42, written = 0, ino;
 	uint8_t *model = calloc(1, span), *buf = malloc(span);
+	uint8_t *snap = malloc(span);
 	struct br_fs *fs = mount_img();
+	char crash[4200];
 	struct stat st;
 	int i = 0;
 
@@ -331,6 +358,13 @@ static void test_segments_are_reused_and_never_needed(void **state)
 			assert_int_equal(br_ckpt_write(fs), 0);
 			assert_usage_exact(fs);
 		}
+		if (i == 1000) {	/* well after reuse began */
+			assert_true(atomic_load(&fs->segs->reused) > 0);
+			assert_int_equal(br_fs_fsync(fs, ino, false), 0);
+			memcpy(snap, model, span);
+			snprintf(crash, sizeof(crash), "%s.crash", img);
+			copy_file(img, crash);
+		}
 	}
 	assert_int_equal(br_fs_fsync(fs, ino, false), 0);
 	assert_true(atomic_load(&fs->segs->reused) > 0);
@@ -347,8 +381,19 @@ static void test_segments_are_reused_and_never_needed(void **state)
 	assert_memory_equal(buf, model, span);
 	br_fs_forget(fs, st.st_ino, 1);
 	assert_int_equal(br_fs_close(fs), 0);
+
+	/* The crash copy: everything fsync'd before it was taken. */
+	fs = mount_path(crash);
+	assert_usage_exact(fs);
+	assert_int_equal(br_fs_lookup(fs, ROOT, "big", &st), 0);
+	assert_int_equal(br_fs_read(fs, st.st_ino, buf, span, 0), (ssize_t)span);
+	assert_memory_equal(buf, snap, span);
+	br_fs_forget(fs, st.st_ino, 1);
+	assert_int_equal(br_fs_close(fs), 0);
+	unlink(crash);
 	free(model);
 	free(buf);
+	free(snap);
 }
 
 /* Freed segments are punched out of the image file (discard=on). */
