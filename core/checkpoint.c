@@ -18,6 +18,7 @@
 #include "segment.h"
 #include "crc32c.h"
 #include "fsys_int.h"
+#include "util.h"
 
 #define CORRUPT BR_ERR_CORRUPT
 #define PIECE_MAX (256u << 10)	/* blob bytes per CKPT_DATA record */
@@ -69,20 +70,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void why_set(char *why, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void why_set(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
 }
 
 int br_ckpt_init(struct br_fs *fs)
@@ -991,21 +978,21 @@ static int load_ckpt(struct br_fs *fs, const struct br_slot *s, char *why,
 		goto out;
 	err = 0;
 	if (f.bad || !f.blob || f.pieces != f.npieces || f.got != f.len) {
-		why_set(why, why_len, "checkpoint %llu is incomplete (%llu of %llu bytes found)",
+		br_why(why, why_len, "checkpoint %llu is incomplete (%llu of %llu bytes found)",
 			(unsigned long long)s->seq, (unsigned long long)f.got,
 			(unsigned long long)f.len);
 		err = CORRUPT;
 		goto out;
 	}
 	if (br_crc32c(0, f.blob, f.len) != f.crc) {
-		why_set(why, why_len, "checkpoint %llu fails its CRC",
+		br_why(why, why_len, "checkpoint %llu fails its CRC",
 			(unsigned long long)s->seq);
 		err = CORRUPT;
 		goto out;
 	}
 	err = load_blob(fs, f.blob, f.len, s->seq);
 	if (err == CORRUPT)
-		why_set(why, why_len, "checkpoint %llu does not parse",
+		br_why(why, why_len, "checkpoint %llu does not parse",
 			(unsigned long long)s->seq);
 out:
 	free(f.blob);
@@ -1099,7 +1086,7 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
 		return nvalid;
 	if (nvalid == 0) {
 		err = serr[0] != CORRUPT ? serr[0] : serr[1];
-		why_set(why, why_len, "no valid checkpoint slot: %s",
+		br_why(why, why_len, "no valid checkpoint slot: %s",
 			err == CORRUPT ? "both are damaged" : strerror(-err));
 		return err;
 	}
@@ -1141,12 +1128,12 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
 		rc.roll_skip = sl->roll_skip;
 		err = br_replay_scan(&rp);
 		if (err == CORRUPT) {
-			why_set(why, why_len, "log record of type %d at byte %llu contradicts the records before it",
+			br_why(why, why_len, "log record of type %d at byte %llu contradicts the records before it",
 				rc.bad_type, (unsigned long long)rc.bad_addr);
 			return err;
 		}
 		if (err) {
-			why_set(why, why_len, "reading the log failed: %s",
+			br_why(why, why_len, "reading the log failed: %s",
 				strerror(-err));
 			return err;
 		}
@@ -1163,6 +1150,6 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
 		*out = rp;
 		return 0;
 	}
-	why_set(why, why_len, "no checkpoint can be loaded (newest: %s)", lwhy);
+	br_why(why, why_len, "no checkpoint can be loaded (newest: %s)", lwhy);
 	return CORRUPT;
 }

@@ -44,6 +44,7 @@
 #include "checkpoint.h"
 #include "segment.h"
 #include "fsys_int.h"
+#include "util.h"
 
 #define MAX_FILE_SIZE BR_MAX_FILE_SIZE
 #define MAX_DATA_PER_RECORD (256u << 10)
@@ -291,20 +292,6 @@ static int slot_note(struct br_fs *fs, unsigned idx, uint64_t ino,
 /* Open / close                                                         */
 /* ------------------------------------------------------------------ */
 
-static void why_set(char *why, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void why_set(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-}
-
 static int create_root(struct br_fs *fs, const struct br_fs_options *opt)
 {
 	struct br_rec_create rec;
@@ -370,40 +357,40 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		      O_CLOEXEC);
 	if (fs->fd < 0) {
 		err = -errno;
-		why_set(why, why_len, "cannot open %s: %s", image, strerror(errno));
+		br_why(why, why_len, "cannot open %s: %s", image, strerror(errno));
 		goto fail;
 	}
 	if (!opt->read_only && flock(fs->fd, LOCK_EX | LOCK_NB)) {
 		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		why_set(why, why_len, err == -EBUSY ?
+		br_why(why, why_len, err == -EBUSY ?
 			"%s is already mounted (or in use by another bringfs tool)" :
 			"cannot lock %s: %s", image, strerror(-err));
 		goto fail;
 	}
 	err = br_super_read(fs->fd, &fs->sb);
 	if (err == BR_ERR_UNSUPPORTED) {
-		why_set(why, why_len, "%s has format version %u or features this bringfs (format %u) does not support",
+		br_why(why, why_len, "%s has format version %u or features this bringfs (format %u) does not support",
 			image, fs->sb.version, BR_FORMAT_VERSION);
 		goto fail;
 	}
 	if (err == BR_ERR_CORRUPT) {
-		why_set(why, why_len, "%s is not a bringfs filesystem (no valid superblock, primary or backup)", image);
+		br_why(why, why_len, "%s is not a bringfs filesystem (no valid superblock, primary or backup)", image);
 		goto fail;
 	}
 	if (err) {
-		why_set(why, why_len, "cannot read the superblock of %s: %s", image, strerror(-err));
+		br_why(why, why_len, "cannot read the superblock of %s: %s", image, strerror(-err));
 		goto fail;
 	}
 	err = opt->read_only ? 0 : br_super_can_write(&fs->sb);
 	if (err) {
-		why_set(why, why_len, "%s has read-only-compatible features this bringfs cannot write", image);
+		br_why(why, why_len, "%s has read-only-compatible features this bringfs cannot write", image);
 		goto fail;
 	}
 	fs->fsid = br_super_fsid(&fs->sb);
 	fs->rfd = open(image, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fs->rfd < 0) {
 		err = -errno;
-		why_set(why, why_len, "cannot open %s: %s", image, strerror(errno));
+		br_why(why, why_len, "cannot open %s: %s", image, strerror(errno));
 		goto fail;
 	}
 
@@ -415,7 +402,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	if (err) {
 		free(fs->segs);
 		fs->segs = NULL;
-		why_set(why, why_len, "cannot allocate the segment table");
+		br_why(why, why_len, "cannot allocate the segment table");
 		goto fail;
 	}
 	fs->map.segs = fs->segs;
@@ -426,7 +413,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	err = br_ckpt_mount(fs, &rp, lwhy, sizeof(lwhy));
 	fs->replaying = false;
 	if (err) {
-		why_set(why, why_len, "%s: %s", image, lwhy);
+		br_why(why, why_len, "%s: %s", image, lwhy);
 		goto fail;
 	}
 	fs->replayed_buffers = rp.buffers;
@@ -459,7 +446,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		       rp.addr, rp.next_seg);
 	err = br_store_open(&sc, &fs->store);
 	if (err) {
-		why_set(why, why_len, "cannot start the log on %s: %s", image, strerror(-err));
+		br_why(why, why_len, "cannot start the log on %s: %s", image, strerror(-err));
 		goto fail;
 	}
 	fs->max_data = br_store_max_record(fs->store) - (uint32_t)sizeof(struct br_rec_data);
@@ -468,7 +455,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	if (!find(fs, BR_ROOT_INO)) {
 		err = create_root(fs, opt);
 		if (err) {
-			why_set(why, why_len, "cannot create the root directory on %s: %s",
+			br_why(why, why_len, "cannot create the root directory on %s: %s",
 				image, strerror(-err));
 			br_store_close(fs->store);
 			goto fail;
@@ -476,7 +463,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	}
 	err = br_ckpt_start(fs, opt->ckpt_bytes, opt->ckpt_secs);
 	if (err) {
-		why_set(why, why_len, "cannot start the checkpoint thread: %s",
+		br_why(why, why_len, "cannot start the checkpoint thread: %s",
 			strerror(-err));
 		br_store_close(fs->store);
 		goto fail;

@@ -18,26 +18,7 @@
 
 #include "crc32c.h"
 #include "fsys_int.h"
-
-static int read_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done,
-				  (off_t)(off + done));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -ENODATA;	/* past the end of the device */
-		done += (size_t)n;
-	}
-	return 0;
-}
+#include "util.h"
 
 /* Every record lies inside the payload, with a sane length. */
 static bool framing_ok(const uint8_t *p, uint32_t len)
@@ -78,7 +59,7 @@ static int load_buffer(struct br_replay *r, uint64_t addr, uint64_t seg_size,
 	    addr + BR_BLOCK_SIZE > r->log_end)
 		return 0;
 	seg_end = addr - (addr - r->log_start) % seg_size + seg_size;
-	err = read_full(r->fd, buf, BR_BLOCK_SIZE, addr);
+	err = br_pread_full(r->fd, buf, BR_BLOCK_SIZE, addr);
 	if (err == -ENODATA)
 		return 0;
 	if (err)
@@ -108,7 +89,7 @@ static int load_buffer(struct br_replay *r, uint64_t addr, uint64_t seg_size,
 		bh = (const struct br_buf_header *)buf;
 	}
 	if (span > BR_BLOCK_SIZE) {
-		err = read_full(r->fd, buf + BR_BLOCK_SIZE, span - BR_BLOCK_SIZE,
+		err = br_pread_full(r->fd, buf + BR_BLOCK_SIZE, span - BR_BLOCK_SIZE,
 				addr + BR_BLOCK_SIZE);
 		if (err == -ENODATA)
 			return 0;

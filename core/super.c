@@ -19,20 +19,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
-
-static void why_set(char *why, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void why_set(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-}
+#include "util.h"
 
 /* "64 MiB" when the value is a whole number of a binary unit, else bytes. */
 static const char *human(uint64_t v, char *buf, size_t len)
@@ -62,18 +49,18 @@ static int sizes_check(uint64_t seg_size, uint32_t buf_size, char *why, size_t w
 
 	if (buf_size % BR_BLOCK_SIZE || buf_size < BR_BUF_SIZE_MIN ||
 	    buf_size > BR_BUF_SIZE_MAX) {
-		why_set(why, wl, "buffer size %u must be a multiple of 4096 from %s to %s",
+		br_why(why, wl, "buffer size %u must be a multiple of 4096 from %s to %s",
 			buf_size, human(BR_BUF_SIZE_MIN, a, sizeof(a)),
 			human(BR_BUF_SIZE_MAX, b, sizeof(b)));
 		return -EINVAL;
 	}
 	if (seg_size < buf_size || seg_size % buf_size) {
-		why_set(why, wl, "segment size %llu is not a multiple of the buffer size %s",
+		br_why(why, wl, "segment size %llu is not a multiple of the buffer size %s",
 			(unsigned long long)seg_size, human(buf_size, a, sizeof(a)));
 		return -EINVAL;
 	}
 	if (seg_size > BR_SEG_SIZE_MAX) {
-		why_set(why, wl, "segment size %llu is above the maximum of %s",
+		br_why(why, wl, "segment size %llu is above the maximum of %s",
 			(unsigned long long)seg_size, human(BR_SEG_SIZE_MAX, a, sizeof(a)));
 		return -EINVAL;
 	}
@@ -92,14 +79,14 @@ int br_super_geometry(uint64_t dev_size, uint64_t seg_size, uint32_t buf_size,
 	if (err)
 		return err;
 	if (dev_size < BR_DEV_SIZE_MIN) {
-		why_set(why, why_len, "size %llu is below the minimum of %s",
+		br_why(why, why_len, "size %llu is below the minimum of %s",
 			(unsigned long long)dev_size, human(BR_DEV_SIZE_MIN, a, sizeof(a)));
 		return -ENOSPC;
 	}
 	backup = br_super_backup_off(dev_size);
 	n = backup / seg_size;
 	if (n < 1 + BR_LOG_SEGS_MIN) {
-		why_set(why, why_len,
+		br_why(why, why_len,
 			"size %llu holds %llu log segments of %s, at least %u are needed",
 			(unsigned long long)dev_size,
 			(unsigned long long)(n ? n - 1 : 0),
@@ -107,7 +94,7 @@ int br_super_geometry(uint64_t dev_size, uint64_t seg_size, uint32_t buf_size,
 		return -ENOSPC;
 	}
 	if (n > BR_SEG_COUNT_MAX) {
-		why_set(why, why_len,
+		br_why(why, why_len,
 			"size %llu needs %llu segments of %s, more than the maximum of %llu",
 			(unsigned long long)dev_size, (unsigned long long)n,
 			human(seg_size, b, sizeof(b)), (unsigned long long)BR_SEG_COUNT_MAX);
@@ -190,12 +177,12 @@ int br_super_can_write(const struct br_super *sb)
 static int features_check(const struct br_super *sb, char *why, size_t wl)
 {
 	if (sb->version > BR_FORMAT_VERSION) {
-		why_set(why, wl, "format version %u is newer than the supported %u",
+		br_why(why, wl, "format version %u is newer than the supported %u",
 			sb->version, BR_FORMAT_VERSION);
 		return BR_ERR_UNSUPPORTED;
 	}
 	if (sb->feat_incompat & ~BR_FEATURE_INCOMPAT_SUPP) {
-		why_set(why, wl, "unknown incompatible features 0x%llx",
+		br_why(why, wl, "unknown incompatible features 0x%llx",
 			(unsigned long long)(sb->feat_incompat & ~BR_FEATURE_INCOMPAT_SUPP));
 		return BR_ERR_UNSUPPORTED;
 	}
@@ -210,14 +197,14 @@ int br_super_check(const struct br_super *sb, char *why, size_t wl)
 	int err;
 
 	if (sb->version < 1) {
-		why_set(why, wl, "format version 0 is invalid");
+		br_why(why, wl, "format version 0 is invalid");
 		return BR_ERR_CORRUPT;
 	}
 	err = features_check(sb, why, wl);
 	if (err)
 		return err;
 	if (sb->block_size != BR_BLOCK_SIZE) {
-		why_set(why, wl, "block size %u is not %u", sb->block_size, BR_BLOCK_SIZE);
+		br_why(why, wl, "block size %u is not %u", sb->block_size, BR_BLOCK_SIZE);
 		return BR_ERR_CORRUPT;
 	}
 	/* The stored geometry must be exactly what mkfs computes for this
@@ -227,25 +214,25 @@ int br_super_check(const struct br_super *sb, char *why, size_t wl)
 		return BR_ERR_CORRUPT;
 	if (g.seg_count != sb->seg_count || g.log_start != sb->log_start ||
 	    g.log_end != sb->log_end || g.backup_off != sb->backup_off) {
-		why_set(why, wl, "segment count or log range inconsistent with the device size");
+		br_why(why, wl, "segment count or log range inconsistent with the device size");
 		return BR_ERR_CORRUPT;
 	}
 	if (sb->ctime_nsec >= 1000000000u) {
-		why_set(why, wl, "creation time nanoseconds out of range");
+		br_why(why, wl, "creation time nanoseconds out of range");
 		return BR_ERR_CORRUPT;
 	}
 	if (!memcmp(sb->uuid, zero_uuid, sizeof(zero_uuid))) {
-		why_set(why, wl, "UUID is all zero");
+		br_why(why, wl, "UUID is all zero");
 		return BR_ERR_CORRUPT;
 	}
 	llen = strnlen(sb->label, sizeof(sb->label));
 	if (llen > BR_LABEL_MAX) {
-		why_set(why, wl, "label is not NUL terminated");
+		br_why(why, wl, "label is not NUL terminated");
 		return BR_ERR_CORRUPT;
 	}
 	for (size_t i = llen; i < sizeof(sb->label); i++) {
 		if (sb->label[i]) {
-			why_set(why, wl, "label padding is not zero");
+			br_why(why, wl, "label padding is not zero");
 			return BR_ERR_CORRUPT;
 		}
 	}
@@ -363,42 +350,16 @@ struct block {
 
 static int block_read(int fd, uint64_t off, struct block *blk)
 {
-	size_t done = 0;
+	int err = br_pread_full(fd, blk->b, sizeof(blk->b), off);
 
-	while (done < sizeof(blk->b)) {
-		ssize_t n = pread(fd, blk->b + done, sizeof(blk->b) - done,
-				  (off_t)(off + done));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;	/* past the end of the device */
-		done += (size_t)n;
-	}
-	return 0;
+	return err == -ENODATA ? -EIO : err;	/* past the end of the device */
 }
 
 static int block_write(int fd, uint64_t off, const struct block *blk)
 {
-	size_t done = 0;
+	int err = br_pwrite_full(fd, blk->b, sizeof(blk->b), off);
 
-	while (done < sizeof(blk->b)) {
-		ssize_t n = pwrite(fd, blk->b + done, sizeof(blk->b) - done,
-				   (off_t)(off + done));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	return err == -ENODATA ? -EIO : err;
 }
 
 static int sync_fd(int fd)

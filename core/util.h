@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Small helpers shared by the core modules. */
+#ifndef BR_UTIL_H
+#define BR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* printf a one-line reason into why[0..len) for the caller's error message;
+ * nothing if why is NULL or len is 0. */
+void br_why(char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* pread / pwrite until all len bytes moved (EINTR and short transfers are
+ * continued).  0, -errno, or -ENODATA when the device ends first.  Fine on
+ * O_DIRECT fds when buf, len and off are block aligned. */
+int br_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int br_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+#endif /* BR_UTIL_H */
