@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -55,6 +56,7 @@
 #define PROG "bringfs"
 #define TIMEOUT 1.0
 #define MAX_WRITE (1u << 20)
+#define READ_AHEAD_KB 4096	/* see tune_readahead() */
 
 static void err_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -227,6 +229,8 @@ static void op_init_wb(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	conn->max_write = MAX_WRITE;
+	/* The kernel lowers the bdi's window to this; see tune_readahead */
+	conn->max_readahead = READ_AHEAD_KB << 10;
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
@@ -432,10 +436,46 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		br_fs_forget(fs_of(req), st.st_ino, 1);	/* interrupted */
 }
 
+/*
+ * Read replies: each worker thread keeps one MAX_WRITE-sized buffer (the
+ * largest READ the kernel sends with max_pages 256), so a stream of reads
+ * does not allocate, fault in and free 1 MiB per request.  The key's
+ * destructor frees it when libfuse retires the thread.
+ */
+static pthread_key_t rbuf_key;
+static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+static int rbuf_key_ok;
+
+static void rbuf_key_init(void)
+{
+	rbuf_key_ok = pthread_key_create(&rbuf_key, free) == 0;
+}
+
+/* This thread's reply buffer if size fits, else a fresh one (*own = 1). */
+static char *rbuf_get(size_t size, int *own)
+{
+	char *b;
+
+	*own = 0;
+	pthread_once(&rbuf_once, rbuf_key_init);
+	if (size <= MAX_WRITE && rbuf_key_ok) {
+		b = pthread_getspecific(rbuf_key);
+		if (b)
+			return b;
+		b = malloc(MAX_WRITE);
+		if (b && pthread_setspecific(rbuf_key, b) == 0)
+			return b;
+		free(b);
+	}
+	*own = 1;
+	return malloc(size ? size : 1);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	char *buf = malloc(size ? size : 1);
+	int own;
+	char *buf = rbuf_get(size, &own);
 	ssize_t n;
 
 	(void)fi;
@@ -448,7 +488,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	if (own)
+		free(buf);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -660,6 +701,68 @@ static const struct fuse_lowlevel_ops ops = {
 /* main                                                                 */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Read-ahead: the kernel gives a FUSE mount's bdi the default 128 KiB
+ * window and sets it to min(window, INIT's max_readahead) when the INIT
+ * reply arrives, so cold sequential reads arrive as 128 KiB requests one
+ * after the other, however large max_pages is.  We raise the window after
+ * the mount and before the session loop answers INIT (which asks for
+ * READ_AHEAD_KB in op_init), so the kernel keeps it.  A
+ * 4 MiB window turns them into 1 MiB requests, several in flight (served
+ * in parallel by the worker threads).  Measured on a cold 1 GiB read
+ * here: ~230-380 MiB/s with 128 KiB, ~500-680 MiB/s with 1 or 4 MiB.
+ * Set through sysfs, so only when we may (root); otherwise left alone.
+ * The bdi is named after the mount's device number, found in
+ * /proc/self/mountinfo: a stat() of the mountpoint would be a request to
+ * ourselves before the session loop runs.
+ */
+static void unescape_mountinfo(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++, d++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*d = *s;
+		}
+	}
+	*d = 0;
+}
+
+static void tune_readahead(const char *mountpoint)
+{
+	char *mp = realpath(mountpoint, NULL), line[4096], dev[64] = "";
+	char path[128];
+	FILE *f;
+
+	if (!mp)
+		return;
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char d[64], m[4096];
+
+		if (sscanf(line, "%*s %*s %63s %*s %4095s", d, m) != 2)
+			continue;
+		unescape_mountinfo(m);
+		if (!strcmp(m, mp))
+			strcpy(dev, d);	/* the last one is ours (on top) */
+	}
+	if (f)
+		fclose(f);
+	free(mp);
+	if (!dev[0])
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	f = fopen(path, "we");
+	if (f) {
+		fprintf(f, "%d\n", READ_AHEAD_KB);
+		fclose(f);
+	}
+}
+
 /* Parent side of the daemon fork: exit with what the child reports. */
 static void wait_for_child(int fd, pid_t pid)
 {
@@ -820,6 +923,8 @@ int main(int argc, char *argv[])
 		err_msg("cannot mount on %s", c.mountpoint);
 		goto out_signals;
 	}
+	if (geteuid() == 0)
+		tune_readahead(c.mountpoint);
 	if (!c.foreground) {
 		int nul = open("/dev/null", O_RDWR);
 
