@@ -6,8 +6,8 @@
  * the tail; writers keep running while checkpoints are taken, and the
  * result reopens identically; how long writers are blocked (printed).
  *
- * Images are created in $BR_TEST_DIR (default: the current directory, the
- * build tree under meson) because tmpfs has no O_DIRECT.  No io_uring:
+ * Images are created in a temporary directory (brtest.h: under
+ * $BR_TEST_DIR, default /var/tmp, removed at exit).  No io_uring:
  * exit 77.  The tree helpers are those of test_fsys.c.
  */
 #include <dirent.h>
@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "brtest.h"
 #include <liburing.h>
 #include <uuid/uuid.h>
 #include "checkpoint.h"
@@ -97,10 +99,9 @@ static struct br_fs *mount_img(const char *path)
 
 static int setup(void **state)
 {
-	const char *dir = getenv("BR_TEST_DIR");
 	int fd;
 
-	snprintf(img, sizeof(img), "%s/test_ckpt.XXXXXX", dir ? dir : ".");
+	snprintf(img, sizeof(img), "%s/test_ckpt.XXXXXX", br_test_dir());
 	fd = mkstemp(img);
 	if (fd < 0)
 		return -1;

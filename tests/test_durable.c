@@ -12,12 +12,17 @@
 
 #include <cmocka.h>
 
+#include "brtest.h"
+
 #include "durable.h"
 
 static int tmpfd(void)
 {
-	char path[] = "/var/tmp/br-durable-XXXXXX";
-	int fd = mkstemp(path);
+	char path[4200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/br-durable-XXXXXX", br_test_dir());
+	fd = mkstemp(path);
 
 	assert_true(fd >= 0);
 	unlink(path);

@@ -5,8 +5,8 @@
  * fsync durability through a copy of the image taken while mounted (what a
  * crash right after fsync leaves behind).
  *
- * Images are created in $BR_TEST_DIR (default: the current directory, the
- * build tree under meson) because tmpfs has no O_DIRECT.  No io_uring:
+ * Images are created in a temporary directory (brtest.h: under
+ * $BR_TEST_DIR, default /var/tmp, removed at exit).  No io_uring:
  * exit 77.
  */
 #include <dirent.h>
@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "brtest.h"
 #include <liburing.h>
 #include <uuid/uuid.h>
 
@@ -85,10 +87,9 @@ static struct br_fs *mount_img(const char *path)
 
 static int setup(void **state)
 {
-	const char *dir = getenv("BR_TEST_DIR");
 	int fd;
 
-	snprintf(img, sizeof(img), "%s/test_fsys.XXXXXX", dir ? dir : ".");
+	snprintf(img, sizeof(img), "%s/test_fsys.XXXXXX", br_test_dir());
 	fd = mkstemp(img);
 	if (fd < 0)
 		return -1;

@@ -7,8 +7,8 @@
  * roll-forward still needs; segments are reused once their data died and
  * a checkpoint landed, so the log no longer just grows.
  *
- * Images (128 MiB, 1 MiB segments, 256 KiB buffers) go to $BR_TEST_DIR
- * (default: the current directory; tmpfs has no O_DIRECT).  No io_uring:
+ * Images (128 MiB, 1 MiB segments, 256 KiB buffers) go to a temporary
+ * directory (brtest.h, removed at exit).  No io_uring:
  * exit 77.
  */
 #include <errno.h>
@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "brtest.h"
 #include <liburing.h>
 #include <uuid/uuid.h>
 
@@ -121,7 +123,6 @@ static struct br_fs *mount_path(const char *path)
 
 static int setup(void **state)
 {
-	const char *dir = getenv("BR_TEST_DIR");
 	struct io_uring ring;
 	int fd;
 
@@ -130,7 +131,7 @@ static int setup(void **state)
 		exit(77);
 	}
 	io_uring_queue_exit(&ring);
-	snprintf(img, sizeof(img), "%s/test_segment.XXXXXX", dir ? dir : ".");
+	snprintf(img, sizeof(img), "%s/test_segment.XXXXXX", br_test_dir());
 	fd = mkstemp(img);
 	if (fd < 0)
 		return -1;

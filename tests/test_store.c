@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "brtest.h"
+
 #include "crc32c.h"
 #include "format.h"
 #include "store.h"
@@ -27,7 +29,7 @@
 #define MAX_SEQ (1u << 16)
 
 struct env {
-	char path[256];
+	char path[300];
 	int fd;			/* plain fd for reading back */
 	struct br_store *s;
 	pthread_mutex_t lock;
@@ -96,7 +98,6 @@ static struct env *env_new(uint64_t log_size, unsigned nbuf, uint32_t bsize,
 			   enum br_write_mode mode)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	const char *dir = getenv("BR_TEST_DIR");
 	struct br_store_config c = {
 		.fd = -1, .nbuf = nbuf, .buf_size = bsize, .mode = mode,
 		.log_start = LOG_START, .log_end = LOG_START + log_size,
@@ -107,8 +108,7 @@ static struct env *env_new(uint64_t log_size, unsigned nbuf, uint32_t bsize,
 	int fd;
 
 	assert_non_null(e);
-	snprintf(e->path, sizeof(e->path), "%s/br-store-XXXXXX",
-		 dir ? dir : "/var/tmp");
+	snprintf(e->path, sizeof(e->path), "%s/br-store-XXXXXX", br_test_dir());
 	fd = mkstemp(e->path);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, LOG_START + log_size), 0);

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Shared by the C tests: one temporary directory per test process, under
+ * $BR_TEST_DIR (default /var/tmp: O_DIRECT needs a real filesystem), removed
+ * with everything in it when the process exits, also after a failed
+ * assertion (cmocka longjmps past the test's own cleanup; atexit still runs).
+ */
+#ifndef BR_TEST_H
+#define BR_TEST_H
+
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char br_test_dir_path[256];
+
+static int br_test_rm(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void br_test_dir_remove(void)
+{
+	if (br_test_dir_path[0])
+		nftw(br_test_dir_path, br_test_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The process's temporary directory (created on first use). */
+static inline const char *br_test_dir(void)
+{
+	if (!br_test_dir_path[0]) {
+		const char *base = getenv("BR_TEST_DIR");
+
+		snprintf(br_test_dir_path, sizeof(br_test_dir_path),
+			 "%s/bringfs-test.XXXXXX", base ? base : "/var/tmp");
+		if (!mkdtemp(br_test_dir_path)) {
+			perror("bringfs test: mkdtemp");
+			exit(1);
+		}
+		atexit(br_test_dir_remove);
+	}
+	return br_test_dir_path;
+}
+
+#endif /* BR_TEST_H */
