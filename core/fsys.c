@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "cleaner.h"
 #include "segment.h"
 #include "fsys_int.h"
 #include "util.h"
@@ -309,6 +310,7 @@ static int create_root(struct br_fs *fs, const struct br_fs_options *opt)
 
 static void fs_free(struct br_fs *fs)
 {
+	br_cleaner_free(fs);
 	br_ckpt_free(fs);
 	br_map_free(&fs->map, NULL);
 	if (fs->segs) {
@@ -406,6 +408,11 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		goto fail;
 	}
 	fs->map.segs = fs->segs;
+	err = opt->read_only ? 0 : br_cleaner_init(fs);
+	if (err) {
+		br_why(why, why_len, "cannot allocate the cleaner");
+		goto fail;
+	}
 
 	/* newest valid slot -> its checkpoint -> roll forward; falls back
 	 * to the older slot if the newest checkpoint cannot be loaded */
@@ -468,6 +475,14 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		br_store_close(fs->store);
 		goto fail;
 	}
+	err = br_cleaner_start(fs, opt->clean_low);
+	if (err) {
+		br_why(why, why_len, "cannot start the cleaner: %s",
+			strerror(-err));
+		br_ckpt_stop(fs);
+		br_store_close(fs->store);
+		goto fail;
+	}
 	*out = fs;
 	return 0;
 
@@ -487,6 +502,7 @@ int br_fs_close(struct br_fs *fs)
 		fs_free(fs);
 		return 0;
 	}
+	br_cleaner_stop(fs);
 	br_ckpt_stop(fs);
 	HASH_ITER(hh, fs->map.inodes, in, tmp) {
 		if (in->attr_dirty && in->nlink > 0) {
@@ -1242,9 +1258,11 @@ ssize_t br_fs_read(struct br_fs *fs, uint64_t ino, void *buf, size_t size,
 	return (ssize_t)n;
 }
 
-/* One data record of n bytes at off (ilock held, inode pinned). */
+/* One data record of n bytes at off (ilock held, inode pinned); touch:
+ * a user write (mtime/ctime change), not the cleaner's move. */
 static int write_record(struct br_fs *fs, struct br_inode *in,
-			const uint8_t *src, uint32_t n, uint64_t off)
+			const uint8_t *src, uint32_t n, uint64_t off,
+			bool touch)
 {
 	uint32_t len = (uint32_t)sizeof(struct br_rec_data) + n;
 	struct br_rec_data *rec;
@@ -1269,7 +1287,7 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 			(off + n - 1) >> BR_CHUNK_SHIFT);
 	if (!err)
 		err = fs_apply(fs, &rec->h, len, &ax);
-	if (!err) {
+	if (!err && touch) {
 		in->mtime = in->ctime = now();
 		in->attr_dirty = true;
 	}
@@ -1278,6 +1296,51 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 		rec->h.type = br_le16_put(BR_REC_PAD);
 	br_store_commit(fs->store, &r);
 	return err == BR_ERR_CORRUPT ? -EIO : err;
+}
+
+/* Live pieces of one data record (fs_move_data). */
+struct mv_range {
+	uint64_t off, len;	/* file bytes */
+};
+
+struct mv_ctx {
+	uint64_t addr;		/* log address of the record's first byte */
+	uint64_t off;		/* its file offset */
+	struct mv_range *v;
+	size_t n, cap;
+	int err;
+};
+
+/* A piece is live in the record iff it is durable at the record's own
+ * address for that byte (map_lock held). */
+static int mv_piece(void *ctx, uint64_t off, uint64_t len,
+		    const struct br_extent *e, uint64_t delta)
+{
+	struct mv_ctx *mc = ctx;
+	struct br_loc l;
+
+	if (!e)
+		return 0;
+	l = br_extent_loc(e, delta);
+	if (l.kind != BR_EXT_DURABLE || l.v != mc->addr + (off - mc->off))
+		return 0;
+	if (mc->n && mc->v[mc->n - 1].off + mc->v[mc->n - 1].len == off) {
+		mc->v[mc->n - 1].len += len;
+		return 0;
+	}
+	if (mc->n == mc->cap) {
+		size_t cap = mc->cap ? mc->cap * 2 : 8;
+		struct mv_range *v = realloc(mc->v, cap * sizeof(*v));
+
+		if (!v) {
+			mc->err = -ENOMEM;
+			return 1;
+		}
+		mc->v = v;
+		mc->cap = cap;
+	}
+	mc->v[mc->n++] = (struct mv_range){ off, len };
+	return 0;
 }
 
 /*
@@ -1295,15 +1358,70 @@ static int space_check(struct br_fs *fs)
 	struct br_seg_space sp;
 	int err;
 
-	if (br_seg_nfree(fs->segs) > BR_SEG_RESERVE)
+	/* segments a cleaning pass holds for its moves count as taken
+	 * (cleaner.h): users must not eat the room it needs to finish */
+	if (br_seg_nfree(fs->segs) > BR_SEG_RESERVE + br_cleaner_held(fs)) {
+		if (br_cleaner_wanted(fs))
+			br_cleaner_kick(fs);
 		return 0;
+	}
 	br_seg_space(fs->segs, &sp);
-	if (sp.free_segs + sp.dead_segs <= BR_SEG_RESERVE)
-		return -ENOSPC;
-	err = br_ckpt_write(fs);
+	if (sp.free_segs + sp.dead_segs > BR_SEG_RESERVE) {
+		err = br_ckpt_write(fs);
+		if (err)
+			return err;
+		if (br_seg_nfree(fs->segs) > BR_SEG_RESERVE +
+		    br_cleaner_held(fs))
+			return 0;
+	}
+	/* Partly dead segments: clean before giving up.  br_cleaner_run
+	 * waits for a pass already running and holds no lock of ours. */
+	err = br_cleaner_run(fs, 0);
 	if (err)
 		return err;
 	return br_seg_nfree(fs->segs) > BR_SEG_RESERVE ? 0 : -ENOSPC;
+}
+
+int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
+		 const uint8_t *src, uint32_t n, uint64_t *moved)
+{
+	pthread_mutex_t *il = ilock(fs, ino);
+	struct mv_ctx mc = { .addr = addr, .off = off };
+	struct br_inode *in;
+	int err = 0;
+
+	if (get(fs, ino, &in))
+		return 0;	/* gone: its data died with it */
+	if (!S_ISREG(in->mode))
+		goto out;
+	pthread_mutex_lock(il);
+	/* Liveness under the inode's lock: no user write, truncate or punch
+	 * of this inode can come between the check and the rewrite. */
+	rdlock(fs);
+	if (off < in->size)
+		br_extmap_walk(&in->ext, off, in->size - off < n ?
+			       in->size - off : n, mv_piece, &mc);
+	unlock(fs);
+	err = mc.err;
+	for (size_t i = 0; i < mc.n && !err; i++) {
+		uint64_t o = mc.v[i].off, len = mc.v[i].len;
+
+		while (len && !err) {
+			uint32_t k = len < fs->max_data ? (uint32_t)len :
+				     fs->max_data;
+
+			err = write_record(fs, in, src + (o - off), k, o, false);
+			o += k;
+			len -= k;
+			if (!err)
+				*moved += k;
+		}
+	}
+	pthread_mutex_unlock(il);
+out:
+	free(mc.v);
+	unpin(fs, in);
+	return err;
 }
 
 ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
@@ -1335,12 +1453,13 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 							: fs->max_data;
 
 		err = write_record(fs, in, (const uint8_t *)buf + done, n,
-				   off + done);
+				   off + done, true);
 		if (err)
 			break;
 		done += n;
 	}
 	pthread_mutex_unlock(il);
+	atomic_fetch_add_explicit(&fs->user_bytes, done, memory_order_relaxed);
 out:
 	unpin(fs, in);
 	return done ? (ssize_t)done : err;

@@ -58,6 +58,10 @@ struct br_fs_options {
 	 * by default they are punched out of an image file / discarded on a
 	 * block device (core/segment.h). */
 	bool no_discard;
+	/* Cleaner threshold (core/cleaner.h): the background cleaner works
+	 * while fewer than this percentage of the log's segments are free,
+	 * 1..90 (-o clean_low=PCT); 0 = the smaller of 15% and 8 segments. */
+	unsigned clean_low;
 };
 
 /*

@@ -76,7 +76,24 @@ struct br_fs {
 					 * leaf, after map_lock) */
 	bool discard;			/* -o discard: give freed segments
 					 * back to the device */
+	struct br_cleaner *cleaner;	/* core/cleaner.h; its own locks */
+	/* bytes users asked to write (br_fs_write), for the write
+	 * amplification in bringfs.stats; relaxed, statistics only */
+	_Atomic uint64_t user_bytes;
 };
+
+/*
+ * The cleaner's move (core/cleaner.c): a data record of inode ino put
+ * bytes src[0..n) of file offset off at log address addr.  Under the
+ * inode's lock, rewrite through the normal write path (without touching
+ * mtime/ctime) every part of it the extent map still maps durably at that
+ * same address; a part overwritten, punched or truncated since is dead
+ * and skipped.  Adds the bytes rewritten to *moved.  Call with no lock
+ * held.  0 (also when the inode is gone), or -errno from the store or
+ * -ENOMEM.
+ */
+int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
+		 const uint8_t *src, uint32_t n, uint64_t *moved);
 
 /* Where a record lives, for apply: durable records carry their log address
  * (replay), live ones their position; data records a location. */

@@ -244,6 +244,34 @@ uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next)
 	return avail;
 }
 
+size_t br_seg_candidates(struct br_segtab *t, struct br_seg_cand *out,
+			 size_t max, uint64_t *now)
+{
+	size_t n = 0;
+
+	*now = 0;
+	pthread_mutex_lock(&t->lock);
+	for (uint64_t s = 1; s < t->nseg; s++) {
+		const struct br_seg *g = &t->v[s];
+		uint64_t live = atomic_load_explicit(&g->live,
+						     memory_order_relaxed);
+		uint64_t newest = atomic_load_explicit(&g->newest,
+						       memory_order_relaxed);
+
+		if (newest > *now)
+			*now = newest;
+		if (s == t->cur || s == t->next || g->busy || live == 0 ||
+		    n == max)
+			continue;
+		out[n].seg = s;
+		out[n].live = live;
+		out[n].newest = newest;
+		n++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 void br_seg_usage(struct br_segtab *t, uint64_t *usage)
 {
 	for (uint64_t i = 0; i < t->nseg; i++)

@@ -139,14 +139,33 @@ void br_seg_space(struct br_segtab *t, struct br_seg_space *sp);
 uint64_t br_seg_nfree(struct br_segtab *t);
 
 /*
- * Bytes a user can still write: 0 once no more than BR_SEG_RESERVE
- * segments are free or dead (dead ones become free at the next
- * checkpoint), else the free and dead segments beyond the reserve, the
- * chosen next segment and what is left of the current one (log_next: where
- * the next buffer goes).  Partly dead segments are not counted: no cleaner
- * reclaims them yet.
+ * Bytes a user can still write without cleaning: 0 once no more than
+ * BR_SEG_RESERVE segments are free or dead (dead ones become free at the
+ * next checkpoint), else the free and dead segments beyond the reserve,
+ * the chosen next segment and what is left of the current one (log_next:
+ * where the next buffer goes).  Partly dead segments are not counted: what
+ * the cleaner gains from them depends on how their dead bytes lie (a
+ * segment's unused tail is not gained back), so statfs under-reports by at
+ * most the cleaner's working room rather than promise space that writes
+ * could not get.
  */
 uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next);
+
+/* A segment the cleaner may clean (br_seg_candidates). */
+struct br_seg_cand {
+	uint64_t seg;		/* segment number */
+	uint64_t live;		/* live bytes */
+	uint64_t newest;	/* newest buffer seq placed in it */
+};
+
+/*
+ * Fill out[0..max) with the segments that hold live data and are neither
+ * free, being discarded, the current segment nor the chosen next one, in
+ * segment order.  *now gets the newest seq placed anywhere (the cleaner's
+ * clock).  Returns how many were written.
+ */
+size_t br_seg_candidates(struct br_segtab *t, struct br_seg_cand *out,
+			 size_t max, uint64_t *now);
 
 /* Copy live[] into usage[0..nseg). */
 void br_seg_usage(struct br_segtab *t, uint64_t *usage);

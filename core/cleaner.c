@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The cleaner; see cleaner.h for what a pass does and why it is safe.
+ */
+#include "cleaner.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "crc32c.h"
+#include "fsys_int.h"
+#include "segment.h"
+#include "util.h"
+
+struct br_cleaner {
+	pthread_mutex_t run_lock;	/* one pass at a time; protects
+					 * segbuf, cand, vict */
+	uint8_t *segbuf;		/* one segment, block aligned */
+	struct br_seg_cand *cand;	/* nseg entries */
+	struct scored *vict;		/* nseg entries */
+	uint64_t low, high;		/* thresholds, free segments */
+
+	pthread_mutex_t tlock;		/* thread control: stop, running */
+	pthread_cond_t tcond;
+	pthread_t thread;
+	bool running, stop;
+
+	/* relaxed counters: statistics and the hold (an estimate writers
+	 * read without ordering; see space_check in core/fsys.c) */
+	_Atomic uint64_t held;
+	_Atomic uint64_t runs, sync_runs, cleaned, moved, no_progress;
+};
+
+struct scored {
+	double score;
+	uint64_t seg, live;
+};
+
+/* ------------------------------------------------------------------ */
+/* Victims                                                              */
+/* ------------------------------------------------------------------ */
+
+static int by_score(const void *a, const void *b)
+{
+	const struct scored *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score < y->score ? 1 : -1;
+	return x->seg < y->seg ? -1 : x->seg > y->seg;
+}
+
+/*
+ * Bytes the checkpoint at the end of a pass will take (its blob, the
+ * usage table, the records around it), from the map's size.  A generous
+ * estimate: an underestimate could leave the checkpoint without room.
+ */
+static uint64_t ckpt_estimate(struct br_fs *fs)
+{
+	struct br_inode *in, *tmp;
+	uint64_t b = 0;
+
+	pthread_rwlock_rdlock(&fs->map_lock);
+	HASH_ITER(hh, fs->map.inodes, in, tmp) {
+		struct br_xattr *x, *xt;
+
+		b += sizeof(struct br_ckpt_inode) + 64;
+		b += in->ext.next * sizeof(struct br_ckpt_extent);
+		b += in->dir.live * (32 + 64);
+		if (in->target)
+			b += strlen(in->target) + 8;
+		HASH_ITER(hh, in->xattrs, x, xt)
+			b += 32 + x->namelen + x->size;
+	}
+	pthread_rwlock_unlock(&fs->map_lock);
+	b += fs->sb.seg_count * 8;
+	/* record headers per piece, buffer headers and tail padding, plus
+	 * one buffer for the cut and one for the end of the blob */
+	return b + b / 8 + 2ull * fs->sb.buf_size;
+}
+
+/* Bytes of log that moving `live` bytes takes: data record headers
+ * (24 bytes per record of >= 4 KiB in the worst case that matters) and
+ * buffer tails. */
+static uint64_t move_cost(uint64_t live)
+{
+	return live + live / 64 + 8 * BR_BLOCK_SIZE;
+}
+
+/*
+ * Choose victims (run_lock held).  Returns how many (in c->vict), 0 if no
+ * pass is worth it; *cost gets the log bytes the pass will write.
+ */
+static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
+		   uint64_t *cost)
+{
+	struct br_segtab *t = fs->segs;
+	uint64_t seg = t->seg_size, now, nfree, budget, ck, used;
+	size_t n, nv = 0, nvict = 0;
+
+	n = br_seg_candidates(t, c->cand, t->nseg, &now);
+	for (size_t i = 0; i < n; i++) {
+		double u = (double)c->cand[i].live / (double)seg;
+		double age = (double)(now - c->cand[i].newest) + 1.0;
+
+		if (c->cand[i].live >= seg)
+			continue;	/* nothing to gain */
+		c->vict[nv].score = (1.0 - u) * age / (1.0 + u);
+		c->vict[nv].seg = c->cand[i].seg;
+		c->vict[nv].live = c->cand[i].live;
+		nv++;
+	}
+	if (!nv)
+		return 0;
+	qsort(c->vict, nv, sizeof(*c->vict), by_score);
+	nfree = br_seg_nfree(t);
+	ck = ckpt_estimate(fs);
+	/* one free segment stays for metadata records (unlink, truncate)
+	 * whatever happens to this pass */
+	budget = nfree > 1 ? (nfree - 1) * seg : 0;
+	used = ck;
+	for (size_t i = 0; i < nv && nvict < want; i++) {
+		uint64_t m = move_cost(c->vict[i].live);
+
+		if (used + m > budget)
+			continue;	/* a smaller one may still fit */
+		used += m;
+		c->vict[nvict++] = c->vict[i];
+	}
+	/* worth it only if it gains at least half a segment */
+	if (!nvict || nvict * seg < used + seg / 2)
+		return 0;
+	*cost = used;
+	return nvict;
+}
+
+/* ------------------------------------------------------------------ */
+/* Moving                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Walk the buffers of segment s (read into c->segbuf) and move the live
+ * bytes of its data records.  Buffers tile the segment from its start;
+ * the walk stops at the first header that does not hold or whose seq is
+ * not above the previous one (bytes left from an earlier use of the
+ * segment: their data is dead, the address check would skip it anyway).
+ */
+static int move_segment(struct br_fs *fs, struct br_cleaner *c, uint64_t s,
+			uint64_t *moved)
+{
+	uint64_t seg = fs->segs->seg_size, base = s * seg, prev = 0;
+	uint64_t off = 0;
+	int err;
+
+	err = br_pread_full(fs->rfd, c->segbuf, seg, base);
+	if (err == -ENODATA)
+		return 0;	/* a short image: nothing written there */
+	if (err)
+		return err;
+	while (off + sizeof(struct br_buf_header) <= seg) {
+		const struct br_buf_header *bh = (const void *)(c->segbuf + off);
+		uint32_t span = br_le32_get(bh->span), len = br_le32_get(bh->len);
+		uint64_t seq = br_le64_get(bh->seq);
+		const uint8_t *p;
+		uint32_t ro = 0;
+
+		if (br_le32_get(bh->magic) != BR_BUF_MAGIC ||
+		    br_le64_get(bh->fsid) != fs->fsid || seq <= prev ||
+		    span == 0 || span % BR_BLOCK_SIZE || span > seg - off ||
+		    len > span - sizeof(*bh) ||
+		    br_crc32c(0, c->segbuf + off + 4, sizeof(*bh) - 4 + len) !=
+		    br_le32_get(bh->crc))
+			break;
+		prev = seq;
+		p = c->segbuf + off + sizeof(*bh);
+		while (ro + sizeof(struct br_rec_header) <= len) {
+			const struct br_rec_header *h = (const void *)(p + ro);
+			uint32_t rl = br_le32_get(h->len);
+
+			if (rl < sizeof(*h) || rl > len - ro ||
+			    br_rec_padded(rl) > len - ro)
+				break;	/* framing: the CRC held, so this
+					 * is a bug, not disk damage; stop */
+			if (br_le16_get(h->type) == BR_REC_DATA &&
+			    rl > sizeof(struct br_rec_data)) {
+				const struct br_rec_data *d = (const void *)h;
+				uint64_t a = base + off + sizeof(*bh) + ro +
+					     sizeof(*d);
+
+				err = fs_move_data(fs, br_le64_get(h->ino), a,
+						   br_le64_get(d->off),
+						   (const uint8_t *)(d + 1),
+						   rl - (uint32_t)sizeof(*d),
+						   moved);
+				if (err)
+					return err;
+			}
+			ro += br_rec_padded(rl);
+		}
+		off += span;
+	}
+	return 0;
+}
+
+/*
+ * One pass (run_lock held): pick, move, checkpoint.  Returns the number
+ * of victims cleaned (> 0), 0 if nothing was worth doing, or -errno.
+ */
+static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
+{
+	struct br_seg_space sp;
+	uint64_t cost = 0, moved = 0, seg = fs->segs->seg_size;
+	size_t nv;
+	int err = 0;
+
+	nv = pick(fs, c, want, &cost);
+	if (!nv) {
+		/* dead segments only wait for a checkpoint */
+		br_seg_space(fs->segs, &sp);
+		atomic_fetch_add_explicit(&c->no_progress, 1,
+					  memory_order_relaxed);
+		if (sp.dead_segs)
+			err = br_ckpt_write(fs);
+		return err ? err : 0;
+	}
+	atomic_store_explicit(&c->held, (cost + seg - 1) / seg + 1,
+			      memory_order_relaxed);
+	for (size_t i = 0; i < nv && !err; i++)
+		err = move_segment(fs, c, c->vict[i].seg, &moved);
+	/* even after a failed move: what moved is in the log and the map,
+	 * and the checkpoint makes the fully moved victims free */
+	if (!br_store_error(fs->store)) {
+		int cerr = br_ckpt_write(fs);
+
+		if (!err)
+			err = cerr;
+	}
+	atomic_store_explicit(&c->held, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->moved, moved, memory_order_relaxed);
+	if (err)
+		return err;
+	atomic_fetch_add_explicit(&c->runs, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->cleaned, nv, memory_order_relaxed);
+	return (int)nv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Triggers                                                             */
+/* ------------------------------------------------------------------ */
+
+int br_cleaner_run(struct br_fs *fs, unsigned nsegs)
+{
+	struct br_cleaner *c = fs->cleaner;
+	uint64_t need = BR_SEG_RESERVE + nsegs;
+	int err = 0, tries = 0;
+
+	if (!c)
+		return -ENOSPC;
+	pthread_mutex_lock(&c->run_lock);
+	while (br_seg_nfree(fs->segs) <= need) {
+		int r;
+
+		if (tries++ == 8) {	/* progress, but slow: let the
+					 * caller re-check and come back */
+			err = br_seg_nfree(fs->segs) > BR_SEG_RESERVE ? 0 :
+			      -ENOSPC;
+			break;
+		}
+		r = pass(fs, c, nsegs + 1);
+		if (r > 0)
+			atomic_fetch_add_explicit(&c->sync_runs, 1,
+						  memory_order_relaxed);
+		if (r < 0) {
+			err = r;
+			break;
+		}
+		if (r == 0) {
+			err = br_seg_nfree(fs->segs) > need ? 0 : -ENOSPC;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->run_lock);
+	return err;
+}
+
+uint64_t br_cleaner_held(struct br_fs *fs)
+{
+	return fs->cleaner ? atomic_load_explicit(&fs->cleaner->held,
+						  memory_order_relaxed) : 0;
+}
+
+int br_cleaner_wanted(struct br_fs *fs)
+{
+	/* low is set before the thread starts and never changes; 0 (no
+	 * thread) never asks */
+	return fs->cleaner && br_seg_nfree(fs->segs) < fs->cleaner->low;
+}
+
+void br_cleaner_kick(struct br_fs *fs)
+{
+	struct br_cleaner *c = fs->cleaner;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->tlock);
+	pthread_cond_signal(&c->tcond);
+	pthread_mutex_unlock(&c->tlock);
+}
+
+static void wait_ms(struct br_cleaner *c, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)ms * 1000000;
+	while (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&c->tcond, &c->tlock, &ts);
+}
+
+/*
+ * Clean while free < low, until free >= high.  Urgency grows as free
+ * space nears the reserve: the batch grows from 1 victim to as many as
+ * the free space allows, and the pause between passes shrinks from 20 ms
+ * to none.
+ */
+static void *clean_thread(void *arg)
+{
+	struct br_fs *fs = arg;
+	struct br_cleaner *c = fs->cleaner;
+	bool active = false;
+
+	pthread_mutex_lock(&c->tlock);
+	while (!c->stop) {
+		uint64_t nfree = br_seg_nfree(fs->segs);
+		uint64_t span = c->high - BR_SEG_RESERVE;
+		uint64_t lack, want;
+		int r;
+
+		if (nfree >= c->high || (!active && nfree >= c->low)) {
+			active = false;
+			wait_ms(c, 100);
+			continue;
+		}
+		active = true;
+		lack = c->high > nfree ? c->high - nfree : 0;
+		if (lack > span)
+			lack = span;
+		want = 1 + lack * fs->segs->nseg / (4 * span);
+		pthread_mutex_unlock(&c->tlock);
+		pthread_mutex_lock(&c->run_lock);
+		r = pass(fs, c, want);
+		pthread_mutex_unlock(&c->run_lock);
+		pthread_mutex_lock(&c->tlock);
+		if (c->stop)
+			break;
+		if (r <= 0) {	/* nothing to do or an error: do not spin */
+			active = false;
+			wait_ms(c, 100);
+		} else if (2 * lack < span) {
+			wait_ms(c, (unsigned)(20 - 40 * lack / span));
+		}
+	}
+	pthread_mutex_unlock(&c->tlock);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Setup                                                                */
+/* ------------------------------------------------------------------ */
+
+int br_cleaner_init(struct br_fs *fs)
+{
+	struct br_cleaner *c = calloc(1, sizeof(*c));
+	uint64_t nseg = fs->segs->nseg;
+	pthread_condattr_t ca;
+
+	if (!c)
+		return -ENOMEM;
+	c->cand = calloc(nseg, sizeof(*c->cand));
+	c->vict = calloc(nseg, sizeof(*c->vict));
+	if (!c->cand || !c->vict ||
+	    posix_memalign((void **)&c->segbuf, BR_BLOCK_SIZE,
+			   fs->segs->seg_size)) {
+		free(c->cand);
+		free(c->vict);
+		free(c);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&c->run_lock, NULL);
+	pthread_mutex_init(&c->tlock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->tcond, &ca);
+	pthread_condattr_destroy(&ca);
+	fs->cleaner = c;
+	return 0;
+}
+
+void br_cleaner_free(struct br_fs *fs)
+{
+	struct br_cleaner *c = fs->cleaner;
+
+	if (!c)
+		return;
+	br_cleaner_stop(fs);
+	pthread_mutex_destroy(&c->run_lock);
+	pthread_mutex_destroy(&c->tlock);
+	pthread_cond_destroy(&c->tcond);
+	free(c->segbuf);
+	free(c->cand);
+	free(c->vict);
+	free(c);
+	fs->cleaner = NULL;
+}
+
+int br_cleaner_start(struct br_fs *fs, unsigned low_pct)
+{
+	struct br_cleaner *c = fs->cleaner;
+	uint64_t log_segs = fs->segs->nseg - 1, low;
+	int err;
+
+	if (low_pct > 90)
+		return -EINVAL;
+	if (low_pct) {
+		low = log_segs * low_pct / 100;
+	} else {
+		low = log_segs * BR_CLEAN_LOW_PCT / 100;
+		if (low > BR_CLEAN_LOW_SEGS)
+			low = BR_CLEAN_LOW_SEGS;
+	}
+	if (low < BR_SEG_RESERVE + 2)
+		low = BR_SEG_RESERVE + 2;
+	c->low = low;
+	c->high = low + low / 2 + 1;
+	if (c->running)
+		return 0;
+	c->stop = false;
+	err = pthread_create(&c->thread, NULL, clean_thread, fs);
+	if (err)
+		return -err;
+	c->running = true;
+	return 0;
+}
+
+void br_cleaner_stop(struct br_fs *fs)
+{
+	struct br_cleaner *c = fs->cleaner;
+
+	if (!c || !c->running)
+		return;
+	pthread_mutex_lock(&c->tlock);
+	c->stop = true;
+	pthread_cond_signal(&c->tcond);
+	pthread_mutex_unlock(&c->tlock);
+	pthread_join(c->thread, NULL);
+	c->running = false;
+}
+
+void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st)
+{
+	struct br_cleaner *c = fs->cleaner;
+
+	memset(st, 0, sizeof(*st));
+	if (!c)
+		return;
+	st->runs = atomic_load_explicit(&c->runs, memory_order_relaxed);
+	st->sync_runs = atomic_load_explicit(&c->sync_runs,
+					     memory_order_relaxed);
+	st->cleaned_segments = atomic_load_explicit(&c->cleaned,
+						    memory_order_relaxed);
+	st->moved_bytes = atomic_load_explicit(&c->moved,
+					       memory_order_relaxed);
+	st->no_progress = atomic_load_explicit(&c->no_progress,
+					       memory_order_relaxed);
+	st->low = c->low;
+}
