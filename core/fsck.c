@@ -362,6 +362,12 @@ static int check_tree(struct ck *c, struct br_fs *fs)
 	}
 	/* reachability: every directory once, from the root */
 	root = br_map_inode_find(&fs->map, BR_ROOT_INO);
+	if (!root && c->r->inodes == 0) {
+		/* Nothing in the log yet (mkfs, or a power cut before the
+		 * first buffer): the first mount creates the root. */
+		say(c, 0, "empty filesystem: the next mount creates the root directory");
+		goto out;
+	}
 	if (!root || !S_ISDIR(root->mode)) {
 		say(c, 1, "the root directory is missing");
 		goto out;

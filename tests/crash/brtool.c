@@ -7,22 +7,33 @@
  *                                 buffers (what mkfs writes: superblock +
  *                                 backup, slot 0, slot 1 and the first
  *                                 log block zeroed)
- *   brtool populate IMAGE SEED N  open, N random operations (files,
+ *   brtool populate IMAGE SEED N [CKPT_EVERY]
+ *                                 open, N random operations (files,
  *                                 directories, symlinks, hard links,
  *                                 renames, unlinks, xattrs, truncates,
  *                                 punches), fsync after most of them so
- *                                 the log gets many small buffers, close
- *   brtool info IMAGE             open (= replay), print
- *                                 "buffers=B records=R inodes=I next=ADDR",
- *                                 close; exit 1 with the reason if the
- *                                 open fails
+ *                                 the log gets many small buffers, a
+ *                                 checkpoint after every CKPT_EVERY
+ *                                 operations (default 0: none, and none
+ *                                 in the background), a final syncfs, then
+ *                                 _exit without closing: close would write
+ *                                 a checkpoint and leave a short tail, and
+ *                                 the power-cut tests need a long one
+ *   brtool close IMAGE            open and close cleanly (the checkpoint
+ *                                 a clean unmount writes)
+ *   brtool info IMAGE             open (= checkpoint load + replay), print
+ *                                 "buffers=B records=R inodes=I next=ADDR
+ *                                 gen=G fallback=0|1" (G: checkpoint
+ *                                 generation loaded, 0: none), _exit
+ *                                 without closing (close would write a
+ *                                 checkpoint); exit 1 with the reason if
+ *                                 the open fails
  *   brtool crashwrite IMAGE NAME  open, create NAME with a few bytes,
  *                                 fsync, then _exit without closing (a
  *                                 crash right after an fsync)
- *   brtool ls IMAGE               open, print the names in the root
- *                                 directory, one a line, then _exit
- *                                 without closing (no write at all
- *                                 beyond what open itself logs)
+ *   brtool ls IMAGE               open read-only, print the names in the
+ *                                 root directory, one a line (nothing
+ *                                 written)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +46,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "checkpoint.h"
 #include "fsys.h"
 #include "map.h"
 #include "super.h"
@@ -84,9 +96,11 @@ static int mkimage(const char *path)
 	return 0;
 }
 
-static int open_fs(const char *image, struct br_fs **fs)
+static int open_fs_ro(const char *image, struct br_fs **fs, bool ro)
 {
-	struct br_fs_options o = { .nbuf = 4 };
+	/* no background checkpoints: the tests place them */
+	struct br_fs_options o = { .nbuf = 4, .ckpt_bytes = UINT64_MAX,
+				   .ckpt_secs = UINT32_MAX, .read_only = ro };
 	char why[300] = "";
 	int err = br_fs_open(image, &o, fs, why, sizeof(why));
 
@@ -95,9 +109,14 @@ static int open_fs(const char *image, struct br_fs **fs)
 	return 0;
 }
 
+static int open_fs(const char *image, struct br_fs **fs)
+{
+	return open_fs_ro(image, fs, false);
+}
+
 #define NNAMES 12
 
-static int populate(const char *image, uint64_t seed, long n)
+static int populate(const char *image, uint64_t seed, long n, long ckpt_every)
 {
 	struct br_fs *fs;
 	struct br_cred cr = { 0, 0 };
@@ -181,7 +200,24 @@ static int populate(const char *image, uint64_t seed, long n)
 		br_fs_forget(fs, st.st_ino, 1);
 		if (below(4))
 			br_fs_syncfs(fs);
+		if (ckpt_every > 0 && (i + 1) % ckpt_every == 0 &&
+		    (err = br_ckpt_write(fs)))
+			return die("checkpoint", err, NULL);
 	}
+	err = br_fs_syncfs(fs);
+	if (err)
+		return die("syncfs", err, NULL);
+	fflush(stdout);
+	_exit(0);	/* no close: no checkpoint at the end */
+}
+
+static int close_clean(const char *image)
+{
+	struct br_fs *fs;
+	int err;
+
+	if (open_fs(image, &fs))
+		return 1;
 	err = br_fs_close(fs);
 	return err ? die("close", err, NULL) : 0;
 }
@@ -190,15 +226,19 @@ static int info(const char *image)
 {
 	struct br_fs *fs;
 	struct br_fs_info in;
-	int err;
 
-	if (open_fs(image, &fs))
+	struct br_ckpt_stats st;
+
+	if (open_fs(image, &fs))	/* read-only opens do not set log_next */
 		return 1;
 	br_fs_info(fs, &in);
-	printf("buffers=%" PRIu64 " records=%" PRIu64 " inodes=%" PRIu64 " next=%" PRIu64 "\n",
-	       in.replayed_buffers, in.replayed_records, in.inodes, in.log_next);
-	err = br_fs_close(fs);
-	return err ? die("close", err, NULL) : 0;
+	br_ckpt_stats(fs, &st);
+	printf("buffers=%" PRIu64 " records=%" PRIu64 " inodes=%" PRIu64 " next=%" PRIu64
+	       " gen=%" PRIu64 " fallback=%d\n",
+	       in.replayed_buffers, in.replayed_records, in.inodes, in.log_next,
+	       st.loaded_gen, st.fallback ? 1 : 0);
+	fflush(stdout);
+	_exit(0);	/* no close: it would write a checkpoint */
 }
 
 static int crashwrite(const char *image, const char *name)
@@ -236,27 +276,30 @@ static int ls(const char *image)
 	struct br_fs *fs;
 	int err;
 
-	if (open_fs(image, &fs))
+	if (open_fs_ro(image, &fs, true))
 		return 1;
 	err = br_fs_readdir(fs, BR_ROOT_INO, 0, fill, NULL);
 	if (err)
 		return die("readdir", err, NULL);
-	fflush(stdout);
-	_exit(0);
+	err = br_fs_close(fs);
+	return err ? die("close", err, NULL) : 0;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "mkimage"))
 		return mkimage(argv[2]);
-	if (argc == 5 && !strcmp(argv[1], "populate"))
-		return populate(argv[2], strtoull(argv[3], NULL, 0), atol(argv[4]));
+	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "populate"))
+		return populate(argv[2], strtoull(argv[3], NULL, 0), atol(argv[4]),
+				argc == 6 ? atol(argv[5]) : 0);
+	if (argc == 3 && !strcmp(argv[1], "close"))
+		return close_clean(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "info"))
 		return info(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "crashwrite"))
 		return crashwrite(argv[2], argv[3]);
 	if (argc == 3 && !strcmp(argv[1], "ls"))
 		return ls(argv[2]);
-	fprintf(stderr, "usage: brtool mkimage|populate|info|crashwrite|ls IMAGE ...\n");
+	fprintf(stderr, "usage: brtool mkimage|populate|close|info|crashwrite|ls IMAGE ...\n");
 	return 2;
 }

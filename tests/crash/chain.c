@@ -43,7 +43,22 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int chain_open(int fd, struct chain *c, char *why, size_t why_len)
+int chain_read_slot(int fd, const struct br_super *sb, unsigned which,
+		    struct br_slot *slot)
+{
+	static _Alignas(4096) uint8_t blk[BR_BLOCK_SIZE];
+	int err = read_at(fd, blk, sizeof(blk), BR_SLOT_OFF(which));
+
+	if (err)
+		return err;
+	err = br_slot_decode(sb, blk, slot);
+	if (!err)
+		slot->which = which;
+	return err;
+}
+
+int chain_open_slot(int fd, struct chain *c, int which, char *why,
+		    size_t why_len)
 {
 	int err;
 
@@ -53,9 +68,13 @@ int chain_open(int fd, struct chain *c, char *why, size_t why_len)
 		why_set(why, why_len, "superblock: %s", strerror(-err));
 		return err;
 	}
-	err = br_slot_read_newest(fd, &c->sb, &c->slot);
+	if (which < 0)
+		err = br_slot_read_newest(fd, &c->sb, &c->slot);
+	else
+		err = chain_read_slot(fd, &c->sb, (unsigned)which, &c->slot);
 	if (err) {
-		why_set(why, why_len, "checkpoint slots: %s", strerror(-err));
+		why_set(why, why_len, "checkpoint slot%s: %s", which < 0 ? "s" : "",
+			strerror(-err));
 		return err;
 	}
 	c->fsid = br_super_fsid(&c->sb);
@@ -63,6 +82,11 @@ int chain_open(int fd, struct chain *c, char *why, size_t why_len)
 	c->next_seq = c->slot.roll_seq;
 	c->nonce = c->slot.roll_nonce;	/* the slot names the roll-forward point */
 	return 0;
+}
+
+int chain_open(int fd, struct chain *c, char *why, size_t why_len)
+{
+	return chain_open_slot(fd, c, -1, why, why_len);
 }
 
 void chain_free(struct chain *c)

@@ -48,6 +48,15 @@ struct chain {
  * reason in why. */
 int chain_open(int fd, struct chain *c, char *why, size_t why_len);
 
+/* The same, from slot `which` (0 or 1) instead of the newest valid one;
+ * -1: the newest. */
+int chain_open_slot(int fd, struct chain *c, int which, char *why,
+		    size_t why_len);
+
+/* Read and decode one slot (BR_ERR_CORRUPT if it is not valid). */
+int chain_read_slot(int fd, const struct br_super *sb, unsigned which,
+		    struct br_slot *slot);
+
 /* Continue the walk; returns the number of buffers added or -errno. */
 long chain_walk(int fd, struct chain *c, bool full);
 

@@ -4,7 +4,7 @@
  *
  *   kill_torture run   --dir D --journal J --seed S [--workers N]
  *                      [--image IMG] [--ops N] [--time-ms T]
- *   kill_torture check --dir D --journal J [--workers N] [--cut P]
+ *   kill_torture check --dir D --journal J [--workers N] [--cut S]
  *
  * run: N worker processes, worker k works in D/w<k> and appends to the
  * journal J.<k> (a file OUTSIDE the filesystem).  Each worker owns 16 name
@@ -28,11 +28,13 @@
  *   AD E                 fsync(dir) returned 0 (every name durable)
  *   AR E                 the worker directory is durable (root fsync'ed)
  *
- * E is the end of the image's log chain right after the fsync returned
- * (header-only walk, tests/crash/chain.c, with --image; 0 without): an
- * upper bound of where the acknowledged records lie.  `check --cut P` (for
- * images whose log was cut at P) counts only acks with E <= P; without
- * --cut every ack counts.
+ * E is where the image's log chain ends right after the fsync returned,
+ * as a buffer seq: the seq the next buffer will carry (header-only walk,
+ * tests/crash/chain.c, with --image; 0 without): every acknowledged record
+ * lies in a buffer with a lower seq.  Seqs, not addresses: segments are
+ * reused, so log addresses do not grow with time.  `check --cut S` (for
+ * images whose log was cut before the buffer with seq S, logcut's S=)
+ * counts only acks with E <= S; without --cut every ack counts.
  *
  * check, per worker:
  *   - every name in D/w<k> is a slot name, every file parses;
@@ -273,7 +275,7 @@ static uint64_t log_end_now(void)
 		return 0;
 	if (chain_walk(imgfd, &chain, false) < 0)
 		return UINT64_MAX;	/* unknown: the ack then never counts under --cut */
-	return chain.end;
+	return chain.next_seq;
 }
 
 /* An operation failed: expected once the daemon is gone (ENOTCONN,

@@ -17,17 +17,39 @@
  *   logcut hole IMAGE K        zero buffer K only: K+1.. stay on disk
  *   logcut random IMAGE SEED   one of cut/tear/flip at a random buffer,
  *                              chosen by SEED
+ *   logcut ckpt IMAGE SEED MODE
+ *                              power cut around the newest checkpoint N
+ *                              (both slots must be valid; O = the older):
+ *                              preslot   crash after N's CUT record but
+ *                                        before its slot write: slot N
+ *                                        zeroed, the chain from O cut or
+ *                                        torn at a buffer after N's cut
+ *                                        and at most one past N's blob
+ *                              postslot  slot N kept, its chain cut or torn
+ *                                        at a random buffer (inside N's
+ *                                        blob only if O's chain reaches
+ *                                        that far: then mount falls back)
+ *                              tornslot  slot N garbled (bit flip) or zeroed
+ *                                        and the chain from O cut or torn
+ *                                        after N's blob
+ *                              any       one of the three, by SEED
+ *                              exit 3 (and a reason) when the image does not
+ *                              allow MODE; otherwise also prints expect_gen
+ *                              (the checkpoint generation mount must load,
+ *                              0: a slot without a checkpoint)
  *   logcut peek IMAGE ADDR SEQ PREV_NONCE
  *                              is there a buffer at ADDR that is valid in
  *                              itself (magic, fsid, CRC) and carries SEQ?
  *                              exit 0 and "match nonce-ok|nonce-bad",
  *                              else exit 3
  *
- * Damaging commands print "P=<addr> Pc=<addr> K=<k> model=<what> ...":
+ * Damaging commands print "P=<addr> Pc=<addr> S=<seq> K=<k> model=<what> ...":
  * replay must stop before the buffer at P, i.e. keep exactly the buffers
  * before it; Pc is the end of the last kept buffer (differs from P when the
  * buffer at P was reached through next_seg: either is a correct place for
- * the next mount to continue).  They refuse (exit 2) to touch an image whose flock is held
+ * the next mount to continue); S is the seq of the first buffer replay must
+ * not take (every buffer with a lower seq on the chain is kept: compare
+ * kill_torture's E with S, not addresses, as segments are reused).  They refuse (exit 2) to touch an image whose flock is held
  * (mounted).  Exit 1 on usage or I/O errors.
  */
 #include <errno.h>
@@ -106,6 +128,193 @@ static uint64_t rnd(void)
 }
 static uint64_t rnd_below(uint64_t n) { return n ? rnd() % n : 0; }
 
+
+/* Apply `model` (cut, tear, flip, hole) at buffer k of the walked chain c;
+ * *P, *Pc, *S as the header says. */
+static void damage(int fd, struct chain *c, uint64_t k, const char *model,
+		   uint64_t kbytes, uint64_t off, uint8_t mask, uint64_t *Pp,
+		   uint64_t *Pcp, uint64_t *Sp)
+{
+	const struct chain_buf *b = &c->v[k];
+	uint64_t covered = sizeof(struct br_buf_header) + b->len;
+	/* P: the first address replay must not take; Pc: the address right
+	 * after the last buffer it keeps (they differ when the buffer at P
+	 * was reached through next_seg); S: the seq of the first buffer
+	 * replay must not take */
+	uint64_t P = b->addr, S = b->seq;
+	uint64_t Pc = k ? c->v[k - 1].addr + c->v[k - 1].span : c->slot.roll_addr;
+
+	if (!strcmp(model, "cut")) {
+		for (size_t i = k; i < c->n; i++)
+			zero_range(fd, c->v[i].addr, c->v[i].span);
+	} else if (!strcmp(model, "tear")) {
+		if (kbytes > b->span)
+			die("%s", "BYTES is larger than the buffer");
+		zero_range(fd, b->addr + kbytes, b->span - kbytes);
+		for (size_t i = k + 1; i < c->n; i++)
+			zero_range(fd, c->v[i].addr, c->v[i].span);
+		if (kbytes >= covered) {	/* the buffer itself survived */
+			P = k + 1 < c->n ? c->v[k + 1].addr : c->end;
+			Pc = b->addr + b->span;
+			S = b->seq + 1;
+		}
+	} else if (!strcmp(model, "flip")) {
+		if (off >= b->span)
+			die("%s", "OFF is outside the buffer");
+		flip_byte(fd, b->addr + off, mask);
+		if (off >= covered) {	/* padding: nothing lost */
+			P = c->end;
+			Pc = c->end;
+			S = c->next_seq;
+		}
+	} else { /* hole */
+		zero_range(fd, b->addr, b->span);
+	}
+	*Pp = P;
+	*Pcp = Pc;
+	*Sp = S;
+}
+
+/* Index of the buffer holding the last CKPT_DATA piece of generation gen in
+ * chain c (from its start), or -1.  Reads the buffers' records. */
+static long blob_end(int fd, const struct chain *c, uint64_t gen)
+{
+	uint8_t *buf = malloc(BR_BUF_SIZE_MAX);
+	uint64_t npieces = UINT64_MAX, seen = 0;
+	long found = -1;
+
+	if (!buf)
+		die("%s", "out of memory");
+	for (size_t i = 0; i < c->n && found < 0; i++) {
+		const struct chain_buf *x = &c->v[i];
+
+		if (pread(fd, buf, x->span, (off_t)x->addr) != (ssize_t)x->span)
+			die("pread: %s", strerror(errno));
+		for (uint32_t o = 0; o + sizeof(struct br_rec_header) <= x->len;) {
+			const struct br_rec_header *r =
+				(const void *)(buf + sizeof(struct br_buf_header) + o);
+			uint32_t rl = br_le32_get(r->len);
+			uint16_t t = br_le16_get(r->type);
+
+			if (rl < sizeof(*r))
+				break;	/* the walk checked the framing */
+			if (t == BR_REC_CKPT_HEAD && rl >= sizeof(struct br_rec_ckpt_head) &&
+			    br_le64_get(((const struct br_rec_ckpt_head *)r)->gen) == gen)
+				npieces = br_le32_get(((const struct br_rec_ckpt_head *)r)->npieces);
+			if (t == BR_REC_CKPT_DATA && rl >= sizeof(struct br_rec_ckpt_data) &&
+			    br_le64_get(((const struct br_rec_ckpt_data *)r)->gen) == gen)
+				seen++;
+			o += br_rec_padded(rl);
+		}
+		if (npieces != UINT64_MAX && seen >= npieces)
+			found = (long)i;
+	}
+	free(buf);
+	return found;
+}
+
+static int na(const char *why, const char *mode)
+{
+	printf("n/a mode=%s: %s\n", mode, why);
+	return 3;
+}
+
+static int ckpt_cmd(int fd, const char *image, uint64_t seed, const char *mode)
+{
+	static const char *modes[] = { "preslot", "postslot", "tornslot" };
+	struct chain cn, co, *c;
+	struct br_slot s0, s1, N, O;
+	char why[200];
+	uint64_t k, P, Pc, S, kbytes = 0, lo, hi, expect;
+	long bn, r = -1, bo = -1;
+	int err;
+	const char *dmg;
+	uint8_t mask = 1;
+
+	(void)image;
+	rng_state = seed * 0x9e3779b97f4a7c15ull + 3;
+	for (int i = 0; i < 4; i++)
+		rnd();
+	if (!strcmp(mode, "any"))
+		mode = modes[rnd_below(3)];
+	err = chain_open_slot(fd, &cn, 0, why, sizeof(why));	/* for sb */
+	if (err)
+		die("%s", why);
+	if (chain_read_slot(fd, &cn.sb, 0, &s0) || chain_read_slot(fd, &cn.sb, 1, &s1))
+		return na("both checkpoint slots must be valid", mode);
+	N = s0.seq > s1.seq ? s0 : s1;
+	O = s0.seq > s1.seq ? s1 : s0;
+	if (!N.ckpt_addr)
+		return na("the newest slot holds no checkpoint", mode);
+	chain_free(&cn);
+	if (chain_open_slot(fd, &cn, (int)N.which, why, sizeof(why)) ||
+	    chain_open_slot(fd, &co, (int)O.which, why, sizeof(why)))
+		die("%s", why);
+	if (chain_walk(fd, &cn, true) < 0 || chain_walk(fd, &co, true) < 0)
+		die("%s", "walk failed");
+	bn = blob_end(fd, &cn, N.seq);
+	if (bn < 0)
+		return na("the newest checkpoint's blob is not on its chain", mode);
+	/* where N's roll point and blob end lie on O's chain */
+	for (size_t i = 0; i < co.n; i++)
+		if (co.v[i].seq == N.roll_seq && co.v[i].addr == N.roll_addr) {
+			r = (long)i;
+			break;
+		}
+	if (r >= 0 && (size_t)(r + bn) < co.n && co.v[r + bn].seq == cn.v[bn].seq)
+		bo = r + bn;
+	if (!strcmp(mode, "postslot")) {
+		c = &cn;
+		/* inside the blob (mount must fall back) only if O's chain
+		 * runs through the kept buffers */
+		lo = bo >= 0 ? 0 : (uint64_t)bn + 1;
+		hi = cn.n;
+	} else {
+		if (bo < 0)
+			return na("the older slot's chain does not reach the newest checkpoint (segments reused)", mode);
+		c = &co;
+		if (!strcmp(mode, "preslot")) {
+			lo = (uint64_t)r + 1;
+			hi = (uint64_t)bo + 2;
+		} else {
+			lo = (uint64_t)bo + 1;
+			hi = co.n;
+		}
+		if (hi > co.n)
+			hi = co.n;
+	}
+	if (lo >= hi)
+		return na("no buffer to cut in the range the mode needs", mode);
+	k = lo + rnd_below(hi - lo);
+	dmg = rnd_below(3) ? "cut" : "tear";
+	if (!strcmp(dmg, "tear"))
+		kbytes = 512 * rnd_below(c->v[k].span / 512);
+	/* the slot first (the walks are done), then the log */
+	if (!strcmp(mode, "preslot") || (!strcmp(mode, "tornslot") && rnd_below(2))) {
+		zero_range(fd, BR_SLOT_OFF(N.which), BR_BLOCK_SIZE);
+	} else if (!strcmp(mode, "tornslot")) {
+		mask = (uint8_t)(1u << rnd_below(8));
+		flip_byte(fd, BR_SLOT_OFF(N.which) + rnd_below(BR_SLOT_SIZE), mask);
+	}
+	damage(fd, c, k, dmg, kbytes, 0, 1, &P, &Pc, &S);
+	if (fdatasync(fd))
+		die("fdatasync: %s", strerror(errno));
+	/* which checkpoint mount must load: N only if its slot is intact and
+	 * its whole blob is before the cut */
+	if (!strcmp(mode, "postslot") && S > cn.v[bn].seq)
+		expect = N.seq;
+	else
+		expect = O.ckpt_addr ? O.seq : 0;
+	printf("P=%" PRIu64 " Pc=%" PRIu64 " S=%" PRIu64 " K=%" PRIu64
+	       " model=ckpt-%s-%s bytes=%" PRIu64 " slot_mask=0x%02x buffers=%zu expect_gen=%" PRIu64
+	       " newest_gen=%" PRIu64 " older_gen=%" PRIu64 " blob_end=%ld cut_on_older=%ld\n",
+	       P, Pc, S, k, mode, dmg, kbytes, mask, c->n, expect, N.seq, O.seq, bn, r);
+	chain_free(&cn);
+	chain_free(&co);
+	return 0;
+}
+
+
 int main(int argc, char **argv)
 {
 	struct chain c;
@@ -116,7 +325,7 @@ int main(int argc, char **argv)
 	bool mutate;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: logcut list|end|cut|tear|flip|hole|random|peek IMAGE [args]\n");
+		fprintf(stderr, "usage: logcut list|end|cut|tear|flip|hole|random|ckpt|peek IMAGE [args]\n");
 		return 1;
 	}
 	cmd = argv[1];
@@ -128,6 +337,11 @@ int main(int argc, char **argv)
 	if (mutate && flock(fd, LOCK_EX | LOCK_NB)) {
 		fprintf(stderr, "logcut: %s is locked (mounted?)\n", image);
 		return 2;
+	}
+	if (!strcmp(cmd, "ckpt")) {
+		if (argc != 5)
+			die("%s", "ckpt IMAGE SEED preslot|postslot|tornslot|any");
+		return ckpt_cmd(fd, image, num(argv[3]), argv[4]);
 	}
 	err = chain_open(fd, &c, why, sizeof(why));
 	if (err)
@@ -141,8 +355,10 @@ int main(int argc, char **argv)
 			printf("%zu addr=%" PRIu64 " seq=%" PRIu64 " span=%u len=%u nonce=%08x prev=%08x next_seg=%" PRIu64 "\n",
 			       i, c.v[i].addr, c.v[i].seq, c.v[i].span, c.v[i].len,
 			       c.v[i].nonce, c.v[i].prev_nonce, c.v[i].next_seg);
-		printf("end=%" PRIu64 " buffers=%zu next_seq=%" PRIu64 " last_nonce=%08x log_start=%" PRIu64 " log_end=%" PRIu64 " stop=%s\n",
-		       c.end, c.n, c.next_seq, c.nonce, c.sb.log_start, c.sb.log_end, c.stop);
+		printf("end=%" PRIu64 " buffers=%zu next_seq=%" PRIu64 " last_nonce=%08x log_start=%" PRIu64 " log_end=%" PRIu64
+		       " slot=%u gen=%" PRIu64 " ckpt=%" PRIu64 " roll_seq=%" PRIu64 " stop=%s\n",
+		       c.end, c.n, c.next_seq, c.nonce, c.sb.log_start, c.sb.log_end,
+		       c.slot.which, c.slot.seq, c.slot.ckpt_addr, c.slot.roll_seq, c.stop);
 		return 0;
 	}
 	if (!strcmp(cmd, "end")) {
@@ -182,7 +398,7 @@ int main(int argc, char **argv)
 	/* Damaging commands. */
 	{
 		const char *model = cmd;
-		uint64_t k, P, kbytes = 0, off = 0;
+		uint64_t k, P, Pc, S, kbytes = 0, off = 0;
 		uint8_t mask = 1;
 
 		if (!strcmp(cmd, "random")) {
@@ -232,49 +448,12 @@ int main(int argc, char **argv)
 				die("%s", "K is past the last valid buffer");
 		}
 
-		const struct chain_buf *b = &c.v[k];
-		uint64_t covered = sizeof(struct br_buf_header) + b->len;
-
-		/* P: the first address replay must not take; Pc: the address
-		 * right after the last buffer it keeps (they differ when the
-		 * buffer at P was reached through next_seg) */
-		uint64_t Pc = k ? c.v[k - 1].addr + c.v[k - 1].span : c.slot.roll_addr;
-
-		if (!strcmp(model, "cut")) {
-			for (size_t i = k; i < c.n; i++)
-				zero_range(fd, c.v[i].addr, c.v[i].span);
-			P = b->addr;
-		} else if (!strcmp(model, "tear")) {
-			if (kbytes > b->span)
-				die("%s", "BYTES is larger than the buffer");
-			zero_range(fd, b->addr + kbytes, b->span - kbytes);
-			for (size_t i = k + 1; i < c.n; i++)
-				zero_range(fd, c.v[i].addr, c.v[i].span);
-			if (kbytes >= covered) {
-				P = k + 1 < c.n ? c.v[k + 1].addr : c.end;
-				Pc = b->addr + b->span;
-			} else {
-				P = b->addr;
-			}
-		} else if (!strcmp(model, "flip")) {
-			if (off >= b->span)
-				die("%s", "OFF is outside the buffer");
-			flip_byte(fd, b->addr + off, mask);
-			if (off >= covered) {
-				P = c.end;
-				Pc = c.end;
-			} else {
-				P = b->addr;
-			}
-		} else { /* hole */
-			zero_range(fd, b->addr, b->span);
-			P = b->addr;
-		}
+		damage(fd, &c, k, model, kbytes, off, mask, &P, &Pc, &S);
 		if (fdatasync(fd))
 			die("fdatasync: %s", strerror(errno));
-		printf("P=%" PRIu64 " Pc=%" PRIu64 " K=%" PRIu64 " model=%s bytes=%" PRIu64 " off=%" PRIu64
+		printf("P=%" PRIu64 " Pc=%" PRIu64 " S=%" PRIu64 " K=%" PRIu64 " model=%s bytes=%" PRIu64 " off=%" PRIu64
 		       " mask=0x%02x buffers=%zu old_end=%" PRIu64 "\n",
-		       P, Pc, k, model, kbytes, off, mask, c.n, c.end);
+		       P, Pc, S, k, model, kbytes, off, mask, c.n, c.end);
 	}
 	chain_free(&c);
 	close(fd);

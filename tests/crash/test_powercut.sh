@@ -1,28 +1,44 @@
 #!/bin/bash
 # Power cuts on the backing image, through the FUSE daemon.  A snapshot of
-# the image taken while mounted is not a power-cut model (unordered), so:
+# the image taken while mounted is not a power-cut model (unordered), so the
+# image is damaged after the daemon is gone.  A clean unmount writes a
+# checkpoint and leaves only its few buffers after the roll point, so the
+# models that cut the log of a workload mount with -o ckpt_bytes=0,
+# ckpt_secs=0 (no checkpoint at all) and end with SIGKILL (none at unmount):
+# the whole workload is then a tail that replay must walk.
 #
-#  (a) clean model: the fsync workload (kill_torture run --image: it notes
-#      after every acknowledged fsync where the log chain ends, E) runs to
-#      its end, the filesystem is unmounted cleanly, then `logcut random`
-#      cuts the log after a random buffer k, tears buffer k at a 512-byte
-#      boundary, or flips one byte of it (keeping what follows), and prints
-#      P, where replay must stop.  The image must mount, hold every ack with
-#      E <= P (kill_torture check --cut P: names and data at their acked
-#      state or newer, never older, no garbage), and a file written + fsynced
-#      after the mount must continue the chain (mount, check it is there).
-#  (b) SIGKILL model: as (a) but the daemon is SIGKILLed at a random moment
-#      instead of unmounted, then the cut is applied on top.
-#  (c) the mount chain through FUSE: 30 small files, one fsync each, clean
-#      unmount; buffer k is zeroed while k+1.. stay (a crash in
+#  (a) end of the workload: the fsync workload (kill_torture run --image: it
+#      notes after every acknowledged fsync where the log chain ends, as the
+#      seq E of the next buffer) runs to its end, the daemon is SIGKILLed,
+#      then `logcut random` cuts the log after a random buffer k, tears
+#      buffer k at a 512-byte boundary, or flips one byte of it (keeping
+#      what follows), and prints P (address) and S (seq) where replay must
+#      stop.  The image must mount, hold every ack with E <= S (kill_torture
+#      check --cut S: names and data at their acked state or newer, never
+#      older, no garbage), and a file written + fsynced after the mount must
+#      continue the chain (mount, check it is there).
+#  (b) mid-run: as (a) but the daemon is SIGKILLed at a random moment of the
+#      workload, then the cut is applied on top.
+#  (c) the mount chain through FUSE: 30 small files, one fsync each,
+#      SIGKILL; buffer k is zeroed while k+1.. stay (a crash in
 #      tail-localised mode); mount: exactly the files before the hole; write
-#      + fsync a file, unmount; mount again: nothing from the old k+1..
+#      + fsync a file, SIGKILL; mount again: nothing from the old k+1..
 #      reappears.
-# fsck.bringfs (if built) must pass on every cut image before it is
+#  (d) checkpoints: as (a) with periodic checkpoints every 256 KiB of log
+#      (-o ckpt_bytes=256K), then `logcut ckpt` cuts around the newest
+#      checkpoint N (see logcut.c): preslot (after N's CUT record, before
+#      its slot write: slot zeroed, log cut between the CUT and one buffer
+#      past N's blob), postslot (slot written, the tail after it cut or
+#      torn), tornslot (slot N garbled or zeroed, log cut after its blob).
+#      A torn or missing newest slot must fall back to the older one and
+#      still give every ack with E <= S.  When the image does not allow the
+#      mode (the older slot's chain was reused), `logcut random` on the
+#      newest slot's tail is used instead; every mode must be exercised.
+# fsck.bringfs (if built) must pass on every damaged image before it is
 # mounted.
 #
 #   test_powercut.sh MKFS BRINGFS LOGCUT KILL_TORTURE [--rounds N] [--seed S]
-#   (N rounds of (a) and N/2 of (b); default 12)
+#   (N rounds of (a), N/2 of (b) and N of (d); default 12)
 CR_DEFAULT_ROUNDS=12
 . "$(dirname "$0")/common.sh"
 cr_init "$@"
@@ -38,16 +54,22 @@ fresh_image() {
 		br_die "mkfs failed: $(cat "$BR_TMP/mkfs.log")"
 }
 
-# cut_and_check LABEL SEED JOURNAL-BASE: damage the unmounted image with
-# logcut random, fsck, mount, check the acks with E <= P, write a marker.
+NOCKPT="ckpt_bytes=0,ckpt_secs=0"
+
+# cut_and_check LABEL SEED JOURNAL-BASE [CUT-OUTPUT]: damage the unmounted
+# image with logcut random (unless CUT-OUTPUT says what was done already),
+# fsck, mount, check the acks with E <= S, write a marker.
 cut_and_check() {
-	local label=$1 s=$2 j=$3 cut P out
-	cut=$("$CR_LOGCUT" random "$BR_IMG" "$s") || { br_failed "$label: logcut random failed"; return; }
-	P=$(field P "$cut")
+	local label=$1 s=$2 j=$3 cut=${4:-} S out
+	if [ -z "$cut" ]; then
+		cut=$("$CR_LOGCUT" random "$BR_IMG" "$s") || { br_failed "$label: logcut random failed"; return; }
+	fi
+	S=$(field S "$cut")
+	[ -n "$S" ] || { br_failed "$label: logcut printed no S: $cut"; return; }
 	cr_fsck "$label ($cut)"
 	br_mount
-	if out=$("$CR_KT" check --dir "$BR_MNT/w" --journal "$j" --workers 2 --cut "$P" 2>&1); then
-		br_pass "$label: $(field model "$cut") at buffer $(field K "$cut") of $(field buffers "$cut") (P=$P): every ack before the cut intact ($(printf '%s' "$out" | grep -o 'acks counted: [0-9]* data, [0-9]* dir' | tr '\n' ';'))"
+	if out=$("$CR_KT" check --dir "$BR_MNT/w" --journal "$j" --workers 2 --cut "$S" 2>&1); then
+		br_pass "$label: $(field model "$cut") at buffer $(field K "$cut") of $(field buffers "$cut") (S=$S): every ack before the cut intact ($(printf '%s' "$out" | grep -o 'acks counted: [0-9]* data, [0-9]* dir' | tr '\n' ';'))"
 	else
 		br_failed "$label (seed $s; $cut): acknowledged state before the cut lost or damaged"
 		printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
@@ -59,7 +81,8 @@ cut_and_check() {
 	br_eq "$label: the file written after the cut survives a remount" "marker $label" "$(cat "$BR_MNT/marker" 2>&1)"
 }
 
-# ---- (a) clean unmount, then cut ----------------------------------------------
+# ---- (a) end of the workload, SIGKILL, then cut ---------------------------------
+BR_MOUNT_OPTS=$NOCKPT
 for r in $(seq 1 "$CR_ROUNDS"); do
 	s=$((CR_SEED * 1000 + r))
 	fresh_image
@@ -69,7 +92,7 @@ for r in $(seq 1 "$CR_ROUNDS"); do
 	"$CR_KT" run --dir "$BR_MNT/w" --journal "$BR_TMP/pa.$r" --seed "$s" --workers 2 \
 		--image "$BR_IMG" --time-ms "$ms" >"$BR_TMP/run.out" 2>&1 ||
 		{ br_failed "(a) round $r: workload failed with the daemon alive"; sed 's/^/    /' "$BR_TMP/run.out" | head; continue; }
-	br_unmount || br_die "(a) round $r: unclean unmount"
+	cr_kill_daemon || br_die "(a) round $r: could not clear the killed mount"
 	cut_and_check "(a) round $r" "$s" "$BR_TMP/pa.$r"
 done
 
@@ -91,6 +114,7 @@ for r in $(seq 1 $(((CR_ROUNDS + 1) / 2))); do
 done
 
 # ---- (c) the mount chain: hole at k, stale k+1.. behind the next mount -----------
+BR_MOUNT_OPTS=$NOCKPT
 fresh_image
 br_mount
 mkdir "$BR_MNT/h" && sync "$BR_MNT" || br_die "(c) mkdir"
@@ -98,7 +122,7 @@ for i in $(seq -w 1 30); do
 	printf 'file %s\n' "$i" >"$BR_MNT/h/f$i" && sync "$BR_MNT/h/f$i" && sync "$BR_MNT/h" ||
 		br_die "(c) writing f$i"
 done
-br_unmount || br_die "(c) unclean unmount"
+cr_kill_daemon || br_die "(c) could not clear the killed mount"
 "$CR_LOGCUT" list "$BR_IMG" >"$BR_TMP/c.list"
 nbuf=$(sed -n 's/.* buffers=\([0-9]*\) .*/\1/p' "$BR_TMP/c.list")
 if [ "${nbuf:-0}" -lt 20 ]; then
@@ -116,7 +140,7 @@ else
 		br_failed "(c) all 30 files survived a hole at buffer $k: the hole was not where the files are"
 	printf 'after\n' >"$BR_MNT/h/after" && sync "$BR_MNT/h/after" && sync "$BR_MNT/h" ||
 		br_failed "(c) write + fsync after the hole failed"
-	br_unmount || br_die "(c) unclean unmount after the hole"
+	cr_kill_daemon || br_die "(c) could not clear the killed mount after the hole"
 	"$CR_LOGCUT" list "$BR_IMG" >"$BR_TMP/c.list2"
 	end=$(sed -n 's/^end=\([0-9]*\) .*/\1/p' "$BR_TMP/c.list2")
 	nseq=$(sed -n 's/.* next_seq=\([0-9]*\) .*/\1/p' "$BR_TMP/c.list2")
@@ -134,4 +158,37 @@ else
 	fi
 	br_eq "(c) the file written after the hole reads back" "after" "$(cat "$BR_MNT/h/after" 2>&1)"
 fi
+
+# ---- (d) cuts around periodic checkpoints ------------------------------------------
+BR_MOUNT_OPTS="ckpt_bytes=256K,ckpt_secs=0"
+declare -A dmodes=()
+for r in $(seq 1 "$CR_ROUNDS"); do
+	s=$((CR_SEED * 1000 + 700 + r))
+	mode=$(case $((r % 3)) in 0) echo preslot;; 1) echo postslot;; 2) echo tornslot;; esac)
+	fresh_image
+	br_mount
+	mkdir "$BR_MNT/w" && sync "$BR_MNT" || br_die "(d) mkdir"
+	ms=$(cr_rand "$s" 600 1500)
+	"$CR_KT" run --dir "$BR_MNT/w" --journal "$BR_TMP/pd.$r" --seed "$s" --workers 2 \
+		--image "$BR_IMG" --time-ms "$ms" >"$BR_TMP/run.out" 2>&1 ||
+		{ br_failed "(d) round $r: workload failed with the daemon alive"; sed 's/^/    /' "$BR_TMP/run.out" | head; continue; }
+	cr_kill_daemon || br_die "(d) round $r: could not clear the killed mount"
+	gen=$("$CR_LOGCUT" list "$BR_IMG" | sed -n 's/.* gen=\([0-9]*\) .*/\1/p')
+	cut=$("$CR_LOGCUT" ckpt "$BR_IMG" "$s" "$mode")
+	rc=$?
+	if [ $rc = 3 ]; then
+		echo "     (d) round $r: $mode not possible on this image (newest generation $gen: $cut); logcut random instead"
+		cut=""
+	elif [ $rc != 0 ]; then
+		br_failed "(d) round $r: logcut ckpt failed: $cut"
+		continue
+	else
+		dmodes[$mode]=$(( ${dmodes[$mode]:-0} + 1 ))
+	fi
+	cut_and_check "(d) round $r (checkpoint generation $gen)" "$s" "$BR_TMP/pd.$r" "$cut"
+done
+for m in preslot postslot tornslot; do
+	[ "${dmodes[$m]:-0}" -ge 1 ] && br_pass "(d) checkpoint model $m exercised ${dmodes[$m]} time(s)" ||
+		br_failed "(d) checkpoint model $m never exercised: periodic checkpoints did not happen or the older slot's chain was always reused"
+done
 br_finish

@@ -18,6 +18,22 @@
 #     it is there (the case is really exercised), replay does not take it,
 #     and no name that only old buffers k+1.. held reappears.
 #
+#  3. Power cuts around checkpoints: a second image is populated with a
+#     checkpoint every 40 operations (no clean close: the last checkpoint
+#     is followed by a tail).  Per round `logcut ckpt` models one of:
+#     preslot (crash after the newest checkpoint's CUT record, before its
+#     slot write: slot zeroed, the log cut after the CUT), postslot (slot
+#     written, the tail after it cut or torn; inside the blob the mount must
+#     fall back), tornslot (the newest slot garbled, the log cut after its
+#     blob).  The image must open, load exactly the checkpoint generation
+#     logcut names (expect_gen: the older one whenever the newest is
+#     unusable), replay must stop at P, and a write + fsync after it must be
+#     found by the next open.
+#
+# The images are never closed cleanly (brtool populate/info/crashwrite
+# _exit): a clean close writes a checkpoint and the log after it would be a
+# few buffers, not a tail worth cutting.
+#
 #   test_replay_cut.sh BRTOOL LOGCUT [--rounds N] [--seed S]
 set -u
 BRTOOL=${1:?brtool}
@@ -141,6 +157,54 @@ for k in $(awk '$1 ~ /^[0-9]+$/ && $4 == "span=4096" { print $1 }' "$T/base.list
 done
 [ $exercised -ge 1 ] && ok "mount-chain case exercised $exercised time(s) out of $tried" ||
 	bad "mount-chain case never exercised ($tried holes tried): the test lost its point"
+
+# ---- 3. power cuts around checkpoints ---------------------------------------------
+"$BRTOOL" mkimage "$T/cbase" || exit 1
+"$BRTOOL" populate "$T/cbase" $((SEED + 2)) 300 40 >/dev/null || exit 1
+"$BRTOOL" populate "$T/cbase" $((SEED + 3)) 150 40 >/dev/null || exit 1
+"$LOGCUT" list "$T/cbase" >"$T/cbase.list" || exit 1
+cgen=$(sed -n 's/.* gen=\([0-9]*\) .*/\1/p' "$T/cbase.list")
+echo "checkpoint image: newest checkpoint generation $cgen, $(sed -n 's/.* buffers=\([0-9]*\) .*/\1/p' "$T/cbase.list") buffers after its roll point"
+[ "${cgen:-0}" -ge 5 ] || { bad "checkpoint image: only generation ${cgen:-?} after 11 checkpoints"; }
+declare -A done_mode=()
+cr=$(( ROUNDS * 3 / 4 ))
+for i in $(seq 1 "$cr"); do
+	s=$((SEED * 1000 + 500 + i))
+	mode=$(case $((i % 3)) in 0) echo preslot;; 1) echo postslot;; 2) echo tornslot;; esac)
+	cp --sparse=always "$T/cbase" "$T/img"
+	cut=$("$LOGCUT" ckpt "$T/img" "$s" "$mode")
+	rc=$?
+	if [ $rc = 3 ]; then
+		echo "     (ckpt round $i: $cut)"
+		continue
+	fi
+	[ $rc = 0 ] || { bad "ckpt round $i (seed $s, $mode): logcut failed: $cut"; continue; }
+	P=$(field P "$cut") Pc=$(field Pc "$cut")
+	if ! info=$("$BRTOOL" info "$T/img" 2>&1); then
+		bad "ckpt round $i (seed $s, $cut): open failed: $info"
+		continue
+	fi
+	if [ "$(field gen "$info")" != "$(field expect_gen "$cut")" ]; then
+		bad "ckpt round $i (seed $s, $cut): loaded checkpoint $(field gen "$info"), expected $(field expect_gen "$cut") ($info)"
+		continue
+	fi
+	next=$(field next "$info")
+	if [ "$next" != "$P" ] && [ "$next" != "$Pc" ]; then
+		bad "ckpt round $i (seed $s, $cut): replay stopped at $next, expected $P (or $Pc)"
+		continue
+	fi
+	out=$("$BRTOOL" crashwrite "$T/img" marker 2>&1) || { bad "ckpt round $i (seed $s, $cut): write after the cut: $out"; continue; }
+	if ! "$BRTOOL" ls "$T/img" | grep -qx marker; then
+		bad "ckpt round $i (seed $s, $cut): the file written after the cut is not found by the next open"
+		continue
+	fi
+	done_mode[$mode]=$(( ${done_mode[$mode]:-0} + 1 ))
+	ok "ckpt round $i (seed $s): $(field model "$cut") at buffer $(field K "$cut"): checkpoint $(field gen "$info") loaded (newest $(field newest_gen "$cut")), replay stops at P=$P, chain continues"
+done
+for m in preslot postslot tornslot; do
+	[ "${done_mode[$m]:-0}" -ge 1 ] && ok "checkpoint model $m exercised ${done_mode[$m]} time(s)" ||
+		bad "checkpoint model $m never exercised: the test lost its point"
+done
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
