@@ -180,6 +180,8 @@ static int log_record(struct br_fs *fs, const void *rec, uint32_t len,
 	struct fs_apply ax = { 0 };
 	int err;
 
+	if (!fs->store)
+		return -EROFS;	/* opened read-only: nothing is logged */
 	err = br_store_reserve(fs->store, len, &r);
 	if (err)
 		return err;
@@ -222,6 +224,8 @@ static int flush_attrs(struct br_fs *fs, struct br_inode *in)
 	struct br_rec_inode rec;
 	bool dirty;
 
+	if (!fs->store)
+		return 0;	/* read-only: times are never logged */
 	memset(&rec, 0, sizeof(rec));
 	rdlock(fs);
 	dirty = in->attr_dirty && in->nlink > 0;
@@ -529,7 +533,7 @@ void br_fs_info(struct br_fs *fs, struct br_fs_info *info)
 	info->replayed_records = fs->replayed_records;
 	info->log_start = fs->sb.log_start;
 	info->log_end = fs->sb.log_end;
-	info->log_next = br_store_next_addr(fs->store);
+	info->log_next = fs->store ? br_store_next_addr(fs->store) : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1238,7 +1242,7 @@ ssize_t br_fs_read(struct br_fs *fs, uint64_t ino, void *buf, size_t size,
 		br_extmap_walk(&in->ext, off, n, rd_piece, &rc);
 		err = rc.err;
 	}
-	if (!err)
+	if (!err && fs->store)	/* read-only: atime stays as logged */
 		touch_atime = atime_due(in, t);
 	unlock(fs);
 	if (!err)
@@ -1432,6 +1436,8 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 	size_t done = 0;
 	int err;
 
+	if (!fs->store)
+		return -EROFS;
 	if (size == 0)
 		return 0;
 	if (off > MAX_FILE_SIZE || size > MAX_FILE_SIZE - off)
@@ -1485,8 +1491,11 @@ int br_fs_fsync(struct br_fs *fs, uint64_t ino, bool datasync)
 	pthread_mutex_t *il = ilock(fs, ino);
 	struct br_inode *in;
 	uint64_t pos;
-	int err = get(fs, ino, &in);
+	int err;
 
+	if (!fs->store)
+		return 0;	/* read-only: everything it shows is durable */
+	err = get(fs, ino, &in);
 	if (err)
 		return err;
 	pthread_mutex_lock(il);
@@ -1512,6 +1521,8 @@ int br_fs_syncfs(struct br_fs *fs)
 	size_t n = 0, cap = 0;
 	int err = 0;
 
+	if (!fs->store)
+		return 0;	/* read-only */
 	/* sync(2) promises times too: log the lazily kept ones first.  The
 	 * numbers are collected under map_lock, the records logged under
 	 * each inode's own lock (flush_attrs re-checks attr_dirty). */
@@ -1550,6 +1561,8 @@ int br_fs_syncfs(struct br_fs *fs)
 
 static uint64_t free_bytes(struct br_fs *fs)
 {
+	if (!fs->store)
+		return 0;	/* read-only: no room to write, as on squashfs */
 	return br_seg_user_avail(fs->segs, br_store_next_addr(fs->store));
 }
 

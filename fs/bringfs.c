@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -84,10 +85,11 @@ struct options {
 	char *ckpt_bytes;	/* -o ckpt_bytes=SIZE, 0 = never, default 256M */
 	char *ckpt_secs;	/* -o ckpt_secs=N, 0 = never, default 30 */
 	int no_discard;		/* -o discard=off; default on */
+	int ro;			/* -o ro: read-only, nothing written */
 	int help, version;
 };
 
-enum { KEY_HELP, KEY_VERSION };
+enum { KEY_HELP, KEY_VERSION, KEY_RO, KEY_RW };
 
 #define OPT(t, f, v) { t, offsetof(struct options, f), v }
 static const struct fuse_opt opt_spec[] = {
@@ -100,6 +102,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("ckpt_secs=%s", ckpt_secs, 0),
 	OPT("discard=on", no_discard, 0),
 	OPT("discard=off", no_discard, 1),
+	FUSE_OPT_KEY("ro", KEY_RO),	/* kept: libfuse mounts MS_RDONLY */
+	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -120,6 +124,10 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_VERSION:
 		o->version = 1;
 		return 0;
+	case KEY_RO:
+	case KEY_RW:
+		o->ro = key == KEY_RO;
+		return 1;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->image) {
 			o->image = strdup(arg);
@@ -144,6 +152,9 @@ static void usage(void)
 	       "    -o writemode=MODE      tail: buffers written in parallel (default)\n"
 	       "                           serial: one after the other, linked\n"
 	       "    -o writeback           let the kernel cache writes (writeback_cache)\n"
+	       "    -o ro                  read-only: the image is opened read-only and\n"
+	       "                           nothing is written to it (no times, no\n"
+	       "                           checkpoint); writes fail with EROFS\n"
 	       "    -o ckpt_bytes=SIZE     checkpoint after SIZE bytes of log (default\n"
 	       "                           256M; 0: never by size)\n"
 	       "    -o ckpt_secs=N         checkpoint N seconds after a change (default\n"
@@ -797,7 +808,7 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *lc;
 	struct br_fs *fs;
 	char why[512], *image = NULL, *fsname = NULL;
-	int ret = 1, err, pipefd[2] = { -1, -1 };
+	int ret = 1, err, pipefd[2] = { -1, -1 }, rofd = -1;
 
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) == -1)
 		goto out_args;
@@ -873,6 +884,7 @@ int main(int argc, char *argv[])
 	fo.no_discard = o.no_discard != 0;
 	fo.root_uid = getuid();
 	fo.root_gid = getgid();
+	fo.read_only = o.ro != 0;
 
 	/* What every bringfs mount needs (see the top of this file). */
 	if (asprintf(&fsname, "-ofsname=%s", image) < 0 ||
@@ -905,10 +917,32 @@ int main(int argc, char *argv[])
 		setsid();
 	}
 
+	if (o.ro) {
+		/* core's read-only open takes no lock (fsck -n): a shared
+		 * one keeps read-write mounts and tools out while we show
+		 * the image, and lets other read-only mounts in. */
+		rofd = open(image, O_RDONLY | O_CLOEXEC);
+		if (rofd < 0 || flock(rofd, LOCK_SH | LOCK_NB)) {
+			err_msg(errno == EWOULDBLOCK ?
+				"%s is mounted read-write (or in use by a bringfs tool)" :
+				"cannot lock %s: %s", image, strerror(errno));
+			goto out_report;
+		}
+	}
 	err = br_fs_open(image, &fo, &fs, why, sizeof(why));
 	if (err) {
 		err_msg("%s", why);
 		goto out_report;
+	}
+	if (o.ro) {
+		struct stat st;
+
+		/* the root directory is created by the first read-write mount */
+		if (br_fs_getattr(fs, FUSE_ROOT_ID, &st)) {
+			err_msg("%s has no root directory yet: mount it read-write once",
+				image);
+			goto out_fs;
+		}
 	}
 	se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	if (!se) {
@@ -976,6 +1010,8 @@ out_fs:
 		ret = 1;
 	}
 out_report:
+	if (rofd >= 0)
+		close(rofd);
 	report(pipefd[1], 1);
 out_cmdline:
 	free(c.mountpoint);
