@@ -5,9 +5,8 @@
  * framing) before handing any of its records on, stop at the first one
  * that fails.
  *
- * Reads are whole blocks into a 4096-aligned buffer, so the fd may be
- * O_DIRECT.  The first block is read alone to learn the span, then the rest
- * of the buffer.  Buffers follow each other as format.h says: at the end
+ * Reads are whole blocks into a 4096-aligned window, so the fd may be
+ * O_DIRECT (see window_get for the read-ahead).  Buffers follow each other as format.h says: at the end
  * of the previous one while its segment has room, else in the segment the
  * previous header names (next_seg).
  */
@@ -43,27 +42,80 @@ static bool framing_ok(const uint8_t *p, uint32_t len)
 }
 
 /*
- * Read and fully check the buffer at addr (expecting r->seq, r->nonce):
- * 1 and *bufp holding it if valid, 0 if not, -errno for I/O and memory.
+ * Read-ahead: buffers of a segment lie back to back, so the scan reads big
+ * aligned pieces (up to the segment's end) instead of two small
+ * synchronous reads per buffer; replay runs at the device's sequential
+ * read speed rather than its latency.
  */
-static int load_buffer(struct br_replay *r, uint64_t addr, uint64_t seg_size,
-		       uint8_t **bufp, size_t *capp)
+#define RA_BYTES (8u << 20)
+
+struct window {
+	uint8_t *mem;		/* cap bytes, 4096 aligned */
+	size_t cap;
+	uint64_t base;		/* log address of mem[0] */
+	size_t len;		/* valid bytes at mem */
+};
+
+/*
+ * Point *p at [addr, addr + len) of the log, which must end by seg_end.
+ * 1 if done, 0 if the device ends first, -errno.
+ */
+static int window_get(struct br_replay *r, struct window *w, uint64_t addr,
+		      uint32_t len, uint64_t seg_end, const uint8_t **p)
+{
+	size_t want;
+	int err;
+
+	if (addr >= w->base && addr + len <= w->base + w->len) {
+		*p = w->mem + (addr - w->base);
+		return 1;
+	}
+	want = seg_end - addr < RA_BYTES ? seg_end - addr : RA_BYTES;
+	if (want < len)
+		want = len;
+	if (want > w->cap) {
+		free(w->mem);
+		w->mem = NULL;
+		w->len = w->cap = 0;
+		if (posix_memalign((void **)&w->mem, BR_BLOCK_SIZE, want))
+			return -ENOMEM;
+		w->cap = want;
+	}
+	w->len = 0;
+	err = br_pread_full(r->fd, w->mem, want, addr);
+	if (err == -ENODATA && want > len) {
+		want = len;	/* near the end of the device: just the buffer */
+		err = br_pread_full(r->fd, w->mem, want, addr);
+	}
+	if (err)
+		return err == -ENODATA ? 0 : err;
+	w->base = addr;
+	w->len = want;
+	*p = w->mem;
+	return 1;
+}
+
+/*
+ * Read and fully check the buffer at addr (expecting r->seq, r->nonce):
+ * 1 and *bufp pointing at it (valid until the next call) if valid, 0 if
+ * not, -errno for I/O and memory.
+ */
+static int load_buffer(struct br_replay *r, struct window *w, uint64_t addr,
+		       uint64_t seg_size, const uint8_t **bufp)
 {
 	const struct br_buf_header *bh;
+	const uint8_t *buf = NULL;
 	uint64_t seg_end, next;
 	uint32_t span, len;
-	uint8_t *buf = *bufp;
-	int err;
+	int ok;
 
 	if (addr % BR_BLOCK_SIZE || addr < r->log_start ||
 	    addr + BR_BLOCK_SIZE > r->log_end)
 		return 0;
 	seg_end = addr - (addr - r->log_start) % seg_size + seg_size;
-	err = br_pread_full(r->fd, buf, BR_BLOCK_SIZE, addr);
-	if (err == -ENODATA)
-		return 0;
-	if (err)
-		return err;
+	ok = window_get(r, w, addr, BR_BLOCK_SIZE, seg_end, &buf);
+	if (ok <= 0)
+		return ok;
 	bh = (const struct br_buf_header *)buf;
 	span = br_le32_get(bh->span);
 	len = br_le32_get(bh->len);
@@ -77,29 +129,15 @@ static int load_buffer(struct br_replay *r, uint64_t addr, uint64_t seg_size,
 	    (next && (next < r->log_start || next + seg_size > r->log_end ||
 		      (next - r->log_start) % seg_size)))
 		return 0;
-	if (span > *capp) {
-		uint8_t *nb;
-
-		if (posix_memalign((void **)&nb, BR_BLOCK_SIZE, span))
-			return -ENOMEM;
-		memcpy(nb, buf, BR_BLOCK_SIZE);
-		free(buf);
-		*bufp = buf = nb;
-		*capp = span;
-		bh = (const struct br_buf_header *)buf;
-	}
-	if (span > BR_BLOCK_SIZE) {
-		err = br_pread_full(r->fd, buf + BR_BLOCK_SIZE, span - BR_BLOCK_SIZE,
-				addr + BR_BLOCK_SIZE);
-		if (err == -ENODATA)
-			return 0;
-		if (err)
-			return err;
-	}
-	if (br_crc32c(0, buf + 4, sizeof(*bh) - 4 + len) != br_le32_get(bh->crc))
+	ok = window_get(r, w, addr, span, seg_end, &buf);
+	if (ok <= 0)
+		return ok;
+	if (br_crc32c(0, buf + 4, sizeof(*bh) - 4 + len) !=
+	    br_le32_get(((const struct br_buf_header *)buf)->crc))
 		return 0;
 	if (!framing_ok(buf + sizeof(*bh), len))
 		return 0;
+	*bufp = buf;
 	return 1;
 }
 
@@ -108,14 +146,12 @@ int br_replay_scan(struct br_replay *r)
 	uint64_t seg_size = r->seg_size ? r->seg_size : r->log_end - r->log_start;
 	uint64_t prev_end = 0, prev_seg_end = 0, prev_next = 0;
 	bool have_prev = false;
-	uint8_t *buf = NULL;
-	size_t cap = BR_BLOCK_SIZE;
+	struct window w = { 0 };
+	const uint8_t *buf = NULL;
 	int err = 0;
 
 	r->seg_end = 0;
 	r->next_seg = 0;
-	if (posix_memalign((void **)&buf, BR_BLOCK_SIZE, cap))
-		return -ENOMEM;
 	for (;;) {
 		const struct br_buf_header *bh;
 		uint64_t addr, second = 0;	/* 0: no candidate (never
@@ -134,10 +170,10 @@ int br_replay_scan(struct br_replay *r)
 			second = prev_next;
 		}
 		if (addr)
-			ok = load_buffer(r, addr, seg_size, &buf, &cap);
+			ok = load_buffer(r, &w, addr, seg_size, &buf);
 		if (ok == 0 && second) {
 			addr = second;
-			ok = load_buffer(r, addr, seg_size, &buf, &cap);
+			ok = load_buffer(r, &w, addr, seg_size, &buf);
 		}
 		if (ok < 0) {
 			err = ok;
@@ -175,6 +211,6 @@ int br_replay_scan(struct br_replay *r)
 		r->next_seg = prev_next;
 	}
 out:
-	free(buf);
+	free(w.mem);
 	return err;
 }
