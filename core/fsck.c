@@ -99,32 +99,55 @@ static int check_super(struct ck *c, int fd, struct br_super *sb)
 				   e[1] ? "the backup superblock is damaged" :
 				   "the primary and backup superblocks differ";
 
-		if (c->repair && !br_super_write(fd, sb))
+		/* br_super_write: primary, sync, backup, sync; a crash in
+		 * between leaves one valid copy, and the next run repairs
+		 * the other. */
+		if (e[0] == BR_ERR_UNSUPPORTED || e[1] == BR_ERR_UNSUPPORTED)
+			say(c, 1, "%s: a copy is of a newer format or has unknown features; not rewritten", what);
+		else if (c->repair && !br_super_write(fd, sb))
 			say(c, 2, "%s: rewrote both from the %s", what,
 			    e[0] ? "backup" : "primary");
 		else
-			say(c, 1, "%s", what);
+			say(c, 1, "%s%s", what, c->repair ? " (rewriting failed)" : "");
 	} else {
 		say(c, 0, "superblock and backup agree");
 	}
-	for (unsigned w = 0; w < 2; w++) {
-		struct br_slot sl;
+	/* Slots.  A damaged slot next to a valid one is harmless (the reader
+	 * takes the valid one) but it is an error all the same: a repair
+	 * clears it, which is what the reader already makes of it, and the
+	 * next checkpoint writes that slot.  With no valid slot at all the
+	 * log cannot be loaded: nothing to repair here. */
+	{
+		struct br_slot sl[2];
+		int se[2];
+		bool zero[2];
 
-		err = read_block(fd, BR_SLOT_OFF(w), blk[0]);
-		if (err)
-			return err;
-		if (all_zero(blk[0], BR_BLOCK_SIZE)) {
-			say(c, 0, "checkpoint slot %u: unused", w);
-			continue;
+		for (unsigned w = 0; w < 2; w++) {
+			err = read_block(fd, BR_SLOT_OFF(w), blk[0]);
+			if (err)
+				return err;
+			zero[w] = all_zero(blk[0], BR_BLOCK_SIZE);
+			se[w] = zero[w] ? BR_ERR_CORRUPT : br_slot_decode(sb, blk[0], &sl[w]);
 		}
-		err = br_slot_decode(sb, blk[0], &sl);
-		if (err)
-			say(c, 1, "checkpoint slot %u is damaged (the other one is used)", w);
-		else
-			say(c, 0, "checkpoint slot %u: generation %llu, roll-forward from %llu (seq %llu)",
-			    w, (unsigned long long)sl.seq,
-			    (unsigned long long)sl.roll_addr,
-			    (unsigned long long)sl.roll_seq);
+		for (unsigned w = 0; w < 2; w++) {
+			if (zero[w]) {
+				say(c, 0, "checkpoint slot %u: unused", w);
+			} else if (!se[w]) {
+				say(c, 0, "checkpoint slot %u: generation %llu, roll-forward from %llu (seq %llu)",
+				    w, (unsigned long long)sl[w].seq,
+				    (unsigned long long)sl[w].roll_addr,
+				    (unsigned long long)sl[w].roll_seq);
+			} else if (se[w ^ 1]) {
+				say(c, 1, "checkpoint slot %u is damaged and slot %u is not valid either: the log cannot be loaded",
+				    w, w ^ 1);
+			} else if (c->repair && !br_slot_clear(fd, w)) {
+				say(c, 2, "checkpoint slot %u is damaged (slot %u, generation %llu, is the one used): cleared",
+				    w, w ^ 1, (unsigned long long)sl[w ^ 1].seq);
+			} else {
+				say(c, 1, "checkpoint slot %u is damaged (slot %u, generation %llu, is the one used)",
+				    w, w ^ 1, (unsigned long long)sl[w ^ 1].seq);
+			}
+		}
 	}
 	return 0;
 }

@@ -5,7 +5,9 @@
  * What is checked, in order:
  *   1. both superblock copies: each decodes; they agree (a difference is
  *      reported, and repaired by rewriting both from the valid primary);
- *   2. both checkpoint slots (an all-zero slot is "unused", not an error);
+ *   2. both checkpoint slots (an all-zero slot is "unused", not an error;
+ *      a damaged slot next to a valid one is an error a repair clears, as
+ *      the reader ignores it anyway);
  *   3. the log: every buffer along the chain from the start of the log
  *      (header, CRC, record framing, nonce chain: br_replay_scan); where it
  *      ends and how many buffers and bytes it holds;
@@ -21,7 +23,8 @@
  * Repairs (repair = true; the image must not be mounted): orphan files get
  * a name in /lost+found (a LINK record), dangling entries are dropped, link
  * counts and sizes are corrected in the map, a damaged superblock copy is
- * rewritten; then a checkpoint records the repaired tree.  What cannot be
+ * rewritten from the valid one, a damaged slot beside a valid one is
+ * cleared; then a checkpoint records the repaired tree.  What cannot be
  * repaired (a log that does not load, orphan directories, directory
  * cycles) is left and counted.
  */

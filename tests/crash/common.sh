@@ -93,6 +93,26 @@ cr_fsck() {
 	fi
 }
 
+# cr_fsck_repair DESC: on an image that mounted, fsck.bringfs -y must
+# exit 0 (clean) or 1 (repaired), and a following -n run must exit 0.
+cr_fsck_repair() {
+	[ -n "$BR_FSCK" ] || return 0
+	local out rc
+	out=$("$BR_FSCK" -y "$BR_IMG" 2>&1)
+	rc=$?
+	if [ $rc -gt 1 ]; then
+		br_failed "fsck.bringfs -y exit $rc on $1"
+		printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
+		return
+	fi
+	if out=$("$BR_FSCK" -n "$BR_IMG" 2>&1); then
+		br_pass "fsck -y exit $rc$([ $rc = 1 ] && printf ' (%s)' "$(printf '%s\n' "$out" | grep -c . ) lines"), then -n clean: $1"
+	else
+		br_failed "fsck.bringfs -n exit $? after -y on $1"
+		printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
+	fi
+}
+
 # cr_tree_sum DIR: a digest of names, types, sizes and contents below DIR.
 cr_tree_sum() {
 	(
