@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "crc32c.h"
 #include "fsck.h"
 #include "segment.h"
 #include "fsys_int.h"
@@ -186,34 +187,86 @@ static int cmp_range(const void *a, const void *b)
 	return x->a < y->a ? -1 : x->a > y->a;
 }
 
+/*
+ * 3: every buffer still on disk, segment by segment.  Segments are reused
+ * once a checkpoint covers them, so the chain from the start of the log
+ * (seq 1) ends at the first reused segment while extents may point into
+ * any segment.  Each segment holds buffers back to back from its start;
+ * the walk of a segment stops at the first block that is not a valid
+ * buffer of this filesystem (magic, fsid, span, CRC, record framing) or
+ * whose seq is not above the one before (stale bytes behind a reuse).
+ */
 static int check_log(struct ck *c, int fd, const struct br_super *sb)
 {
-	struct br_replay rp = { 0 };
-	int err;
+	uint64_t fsid = br_super_fsid(sb), records = 0;
+	uint8_t *buf = malloc(BR_BUF_SIZE_MAX);
+	int err = 0;
 
-	rp.fd = fd;
-	rp.fsid = br_super_fsid(sb);
-	rp.log_start = sb->log_start;
-	rp.log_end = sb->log_end;
-	rp.seg_size = sb->seg_size;
-	rp.addr = sb->log_start;
-	rp.seq = 1;
-	rp.nonce = 0;
-	rp.fn = scan_rec;
-	rp.ctx = c;
+	if (!buf)
+		return -ENOMEM;
 	c->total = sb->log_end - sb->log_start;
-	err = br_replay_scan(&rp);
+	for (uint64_t seg = sb->log_start; seg < sb->log_end && !err; seg += sb->seg_size) {
+		uint64_t addr = seg, seg_end = seg + sb->seg_size, last = 0;
+
+		while (addr + BR_BLOCK_SIZE <= seg_end) {
+			const struct br_buf_header *h = (const void *)buf;
+			uint32_t span, len;
+			ssize_t n = pread(fd, buf, BR_BLOCK_SIZE, (off_t)addr);
+
+			if (n != BR_BLOCK_SIZE)
+				break;
+			span = br_le32_get(h->span);
+			len = br_le32_get(h->len);
+			if (br_le32_get(h->magic) != BR_BUF_MAGIC ||
+			    br_le64_get(h->fsid) != fsid ||
+			    br_le64_get(h->seq) <= last || span == 0 ||
+			    span % BR_BLOCK_SIZE || span > BR_BUF_SIZE_MAX ||
+			    addr + span > seg_end || len > span - sizeof(*h))
+				break;
+			if (span > BR_BLOCK_SIZE &&
+			    pread(fd, buf + BR_BLOCK_SIZE, span - BR_BLOCK_SIZE,
+				  (off_t)(addr + BR_BLOCK_SIZE)) != (ssize_t)(span - BR_BLOCK_SIZE))
+				break;
+			if (br_crc32c(0, buf + 4, sizeof(*h) - 4 + len) != br_le32_get(h->crc))
+				break;
+			{
+				uint32_t off = 0;
+
+				while (off < len) {
+					const struct br_rec_header *r =
+						(const void *)(buf + sizeof(*h) + off);
+					uint32_t rl;
+
+					if (len - off < sizeof(*r))
+						break;
+					rl = br_le32_get(r->len);
+					if (rl < sizeof(*r) || rl > len - off ||
+					    br_rec_padded(rl) > len - off)
+						break;
+					err = scan_rec(c, r, rl, addr + sizeof(*h) + off);
+					if (err)
+						break;
+					records++;
+					off += br_rec_padded(rl);
+				}
+				if (err)
+					break;
+			}
+			c->r->buffers++;
+			last = br_le64_get(h->seq);
+			addr += span;
+		}
+		if (c->o->progress)
+			c->o->progress(c->o->ctx, seg_end - sb->log_start, c->total);
+	}
+	free(buf);
 	if (err)
 		return err;
-	c->r->buffers = rp.buffers;
 	c->r->log_bytes = c->scanned;
-	if (c->o->progress)
-		c->o->progress(c->o->ctx, c->total, c->total);
 	if (c->nr)
 		qsort(c->rv, c->nr, sizeof(*c->rv), cmp_range);
-	say(c, 0, "log: %llu buffers, %llu records, ends before %llu (seq %llu)",
-	    (unsigned long long)rp.buffers, (unsigned long long)rp.records,
-	    (unsigned long long)rp.addr, (unsigned long long)rp.seq);
+	say(c, 0, "log: %llu buffers holding %llu records in its segments",
+	    (unsigned long long)c->r->buffers, (unsigned long long)records);
 	return 0;
 }
 

@@ -8,9 +8,10 @@
  *   2. both checkpoint slots (an all-zero slot is "unused", not an error;
  *      a damaged slot next to a valid one is an error a repair clears, as
  *      the reader ignores it anyway);
- *   3. the log: every buffer along the chain from the start of the log
- *      (header, CRC, record framing, nonce chain: br_replay_scan); where it
- *      ends and how many buffers and bytes it holds;
+ *   3. the log: every buffer still on disk, segment by segment (segments
+ *      are reused, so the chain from the start of the log ends early):
+ *      header, CRC, record framing, seq rising within a segment; how many
+ *      buffers and bytes it holds;
  *   4. the tree, loaded with the mount code (checkpoint + roll-forward):
  *      directory entries name existing inodes; every directory is reached
  *      from the root exactly once (no cycles, no directory hard links) and
