@@ -35,6 +35,8 @@ struct br_cleaner {
 	_Atomic uint64_t runs, sync_runs, cleaned, moved, no_progress;
 };
 
+void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
+
 struct scored {
 	double score;
 	uint64_t seg, live;
@@ -77,9 +79,9 @@ static uint64_t ckpt_estimate(struct br_fs *fs)
 	}
 	pthread_rwlock_unlock(&fs->map_lock);
 	b += fs->sb.seg_count * 8;
-	/* record headers per piece, buffer headers and tail padding, plus
-	 * one buffer for the cut and one for the end of the blob */
-	return b + b / 8 + 2ull * fs->sb.buf_size;
+	/* record headers per piece, buffer headers, the cut's buffer and
+	 * the blob's last one rounded up to blocks */
+	return b + b / 8 + (64u << 10);
 }
 
 /* Bytes of log that moving `live` bytes takes: data record headers
@@ -87,7 +89,7 @@ static uint64_t ckpt_estimate(struct br_fs *fs)
  * buffer tails. */
 static uint64_t move_cost(uint64_t live)
 {
-	return live + live / 64 + 8 * BR_BLOCK_SIZE;
+	return live + live / 64 + 2 * BR_BLOCK_SIZE;
 }
 
 /*
@@ -130,8 +132,8 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 		used += m;
 		c->vict[nvict++] = c->vict[i];
 	}
-	/* worth it only if it gains at least half a segment */
-	if (!nvict || nvict * seg < used + seg / 2)
+	/* worth it only if it gains at least an eighth of a segment */
+	if (!nvict || nvict * seg < used + seg / 8)
 		return 0;
 	*cost = used;
 	return nvict;
@@ -228,8 +230,11 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 	}
 	atomic_store_explicit(&c->held, (cost + seg - 1) / seg + 1,
 			      memory_order_relaxed);
-	for (size_t i = 0; i < nv && !err; i++)
+	for (size_t i = 0; i < nv && !err; i++) {
 		err = move_segment(fs, c, c->vict[i].seg, &moved);
+		if (!err && br_cleaner_moved_hook)
+			br_cleaner_moved_hook(fs, i + 1);
+	}
 	/* even after a failed move: what moved is in the log and the map,
 	 * and the checkpoint makes the fully moved victims free */
 	if (!br_store_error(fs->store)) {
@@ -425,6 +430,8 @@ int br_cleaner_start(struct br_fs *fs, unsigned low_pct)
 	uint64_t log_segs = fs->segs->nseg - 1, low;
 	int err;
 
+	if (!c)
+		return 0;
 	if (low_pct > 90)
 		return -EINVAL;
 	if (low_pct) {

@@ -412,7 +412,9 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		goto fail;
 	}
 	fs->map.segs = fs->segs;
-	err = opt->read_only ? 0 : br_cleaner_init(fs);
+	/* The cleaner is opt-in for now: tests/test_cleaner.c finds data
+	 * corruption under heavy cleaning that is not understood yet. */
+	err = opt->read_only || !opt->cleaner ? 0 : br_cleaner_init(fs);
 	if (err) {
 		br_why(why, why_len, "cannot allocate the cleaner");
 		goto fail;

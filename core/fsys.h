@@ -62,6 +62,11 @@ struct br_fs_options {
 	 * while fewer than this percentage of the log's segments are free,
 	 * 1..90 (-o clean_low=PCT); 0 = the smaller of 15% and 8 segments. */
 	unsigned clean_low;
+	/* Run the cleaner at all (EXPERIMENTAL, off by default:
+	 * tests/test_cleaner.c shows corrupted file data after heavy
+	 * cleaning; see core/cleaner.h).  Off: partly dead segments are not
+	 * reclaimed, as before the cleaner existed. */
+	bool cleaner;
 };
 
 /*
