@@ -66,7 +66,9 @@ static struct timespec now(void)
 
 static pthread_mutex_t *ilock(struct br_fs *fs, uint64_t ino)
 {
-	return &fs->ilock[(ino * 0x9e3779b97f4a7c15ull) >> 58];
+	/* Fibonacci hashing: the top bits of ino * 2^64/phi */
+	return &fs->ilock[(ino * 0x9e3779b97f4a7c15ull) >>
+			  (64 - FS_INODE_LOCK_BITS)];
 }
 
 static void rdlock(struct br_fs *fs) { pthread_rwlock_rdlock(&fs->map_lock); }
