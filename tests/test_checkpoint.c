@@ -703,8 +703,9 @@ static void test_writers_are_blocked_briefly_while_a_checkpoint_is_taken(void **
 	       st.last_block_ns / 1e6 / (st.last_blob_bytes / 1073741824.0),
 	       st.last_total_ns / 1e6);
 	assert_true(st.last_inodes > 50000);
-	/* a serialiser slower than ~100 MB/s would be a regression */
-	assert_true(st.last_block_ns < 10ull * st.last_blob_bytes + 50000000ull);
+	/* The block time is printed, not asserted: timing belongs to the
+	 * benchmark (bench-mount prints bench=ckpt-block); sanitizers or a
+	 * loaded machine would make any bound here flaky. */
 	fs = remount(state);
 	assert_int_equal(stats(fs).tail_records, 0);
 	assert_true(ino_of(fs, ino_of(fs, ROOT, "d49"), "file-49999") != 0);

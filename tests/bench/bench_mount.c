@@ -9,6 +9,7 @@
  *    FILES files (default 200000) holding DATA_MIB MiB of real data in
  *    total (default 8192), unmounts cleanly (checkpoint), times the mount:
  *      bench=mount files=.. data_gib=.. mount_ms=.. ckpt_mib=..
+ *      bench=ckpt-block inodes=.. blob_mib=.. block_ms=.. ms_per_gib=..
  * 2. writes TAIL_MIB MiB (default 1024) more and syncs, copies the image
  *    while it is mounted (what a power cut leaves: the newest checkpoint
  *    precedes the tail) and times the mount of the copy, which rolls the
@@ -188,6 +189,17 @@ int main(int argc, char **argv)
 	       (unsigned long long)files, (double)(per * files) / (1 << 30),
 	       t1 - t0, cs.load_ns / 1e6, (unsigned long long)info.inodes,
 	       (unsigned long long)cs.tail_buffers);
+	/* how long a checkpoint of all that blocks writers (DESIGN: a few
+	 * milliseconds per GiB of metadata) */
+	if (br_ckpt_write(fs))
+		die("checkpoint", -EIO);
+	br_ckpt_stats(fs, &cs);
+	printf("bench=ckpt-block inodes=%llu blob_mib=%.1f block_ms=%.2f "
+	       "ms_per_gib=%.0f total_ms=%.1f\n",
+	       (unsigned long long)cs.last_inodes, cs.last_blob_bytes / 1048576.0,
+	       cs.last_block_ns / 1e6,
+	       cs.last_block_ns / 1e6 / (cs.last_blob_bytes / 1073741824.0),
+	       cs.last_total_ns / 1e6);
 	fflush(stdout);
 
 	/* 2. a tail of tail_mib MiB after the checkpoint, then a crash copy:
