@@ -22,9 +22,9 @@
  * are remembered per slot, so on_complete switches exactly those chunks to
  * durable addresses.  A read copies pending bytes from the slot under
  * map_lock (on_complete, which precedes the slot's reuse, needs map_lock
- * for writing) and reads durable bytes with O_DIRECT after dropping it:
- * log space is never reused while mounted (no cleaner yet), so an address
- * seen under the lock stays valid.  The cleaner will need an epoch here.
+ * for writing) and reads durable bytes with O_DIRECT after dropping it;
+ * br_seg_read_begin/end around both keep the segments it saw from being
+ * reused until the pread is done (segment.h, "Readers").
  *
  * Times: metadata records carry their time; data records do not, so a
  * write updates mtime/ctime in memory and marks the inode attr_dirty, and
@@ -1233,6 +1233,7 @@ ssize_t br_fs_read(struct br_fs *fs, uint64_t ino, void *buf, size_t size,
 	bool touch_atime = false;
 	int err = 0;
 
+	br_seg_read_begin(fs->segs);	/* until the pread is done */
 	rdlock(fs);
 	in = find(fs, ino);
 	if (!in)
@@ -1251,6 +1252,7 @@ ssize_t br_fs_read(struct br_fs *fs, uint64_t ino, void *buf, size_t size,
 	unlock(fs);
 	if (!err)
 		err = read_pieces(fs, rc.buf, rc.io, rc.nio);
+	br_seg_read_end(fs->segs);
 	free(rc.io);
 	if (err)
 		return err;

@@ -27,6 +27,15 @@ int br_seg_init(struct br_segtab *t, uint64_t nseg, uint64_t seg_size,
 	if (!t->v)
 		return -ENOMEM;
 	pthread_mutex_init(&t->lock, NULL);
+	{
+		pthread_rwlockattr_t a;
+
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&t->readers, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
 	t->nseg = nseg;
 	t->seg_size = seg_size;
 	t->ckpt_seq = 1;
@@ -41,6 +50,7 @@ void br_seg_destroy(struct br_segtab *t)
 	if (!t->v)
 		return;
 	pthread_mutex_destroy(&t->lock);
+	pthread_rwlock_destroy(&t->readers);
 	free(t->v);
 	t->v = NULL;
 }
@@ -159,11 +169,31 @@ bool br_seg_is_free(struct br_segtab *t, uint64_t s)
 	return f;
 }
 
+void br_seg_read_begin(struct br_segtab *t)
+{
+	if (t)
+		pthread_rwlock_rdlock(&t->readers);
+}
+
+void br_seg_read_end(struct br_segtab *t)
+{
+	if (t)
+		pthread_rwlock_unlock(&t->readers);
+}
+
+/* Wait for every read that may still use an extent looked up before now. */
+static void seg_reader_barrier(struct br_segtab *t)
+{
+	pthread_rwlock_wrlock(&t->readers);
+	pthread_rwlock_unlock(&t->readers);
+}
+
 int br_seg_alloc(void *ctx, uint64_t seg, uint64_t *next)
 {
 	struct br_segtab *t = ctx;
 	uint64_t enter = seg / t->seg_size, pick = 0;
 
+	seg_reader_barrier(t);
 	pthread_mutex_lock(&t->lock);
 	t->cur = enter;
 	if (t->next == enter)
@@ -295,6 +325,7 @@ int br_seg_discard(struct br_segtab *t)
 
 	if (!t->discard)
 		return 0;
+	seg_reader_barrier(t);
 	for (uint64_t s = 1; s < t->nseg && !err; s++) {
 		bool go;
 

@@ -40,6 +40,19 @@
  * br_seg_discard, outside every lock; a segment being discarded is not
  * handed out until its discard has finished.
  *
+ * Readers.  A read of durable data looks its extents up under map_lock and
+ * preads them after dropping it; meanwhile the data may die, a checkpoint
+ * may free its segment and the store may write the segment again, and the
+ * pread would return someone else's bytes.  So reads hold `readers` shared
+ * from before the lookup until their pread is done (br_seg_read_begin/end),
+ * and handing a segment out again (br_seg_alloc) or discarding free ones
+ * first takes it exclusively for an instant: a barrier that waits for every
+ * read that could have seen the old extents.  A read that starts after the
+ * barrier cannot see an extent in a free segment (live == 0).  Lock order:
+ * readers before map_lock; the barrier is taken with no map_lock held
+ * (placement runs inside br_store_reserve, never under map_lock).
+ * Writer-preferring, so a stream of reads cannot starve placement.
+ *
  * Locking: `lock` is a leaf (taken under map_lock and from the store's
  * placement path, never held across I/O).  live[] changes under map_lock
  * (write) or while the fs is single-threaded (mount); it is atomic so the
@@ -71,6 +84,7 @@ struct br_seg {
 
 struct br_segtab {
 	pthread_mutex_t lock;	/* leaf; protects what says (lock) */
+	pthread_rwlock_t readers; /* see "Readers" above */
 	uint64_t seg_size;	/* bytes per segment */
 	uint64_t nseg;		/* segments, 0 included (0 holds no log) */
 	struct br_seg *v;	/* nseg entries */
@@ -104,6 +118,11 @@ struct br_seg_space {
 int br_seg_init(struct br_segtab *t, uint64_t nseg, uint64_t seg_size,
 		int fd, bool discard);
 void br_seg_destroy(struct br_segtab *t);
+
+/* Bracket a read of durable extents, from their lookup to the end of the
+ * pread (see "Readers"); t may be NULL (nothing is ever reused). */
+void br_seg_read_begin(struct br_segtab *t);
+void br_seg_read_end(struct br_segtab *t);
 
 /* Forget usage and age (mount falls back to the other slot). */
 void br_seg_reset(struct br_segtab *t);

@@ -12,6 +12,8 @@
  * exit 77.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -563,9 +565,46 @@ static void test_full_log_gives_enospc_and_deletes_bring_space_back(void **state
 	free(b);
 }
 
+struct alloc_arg {
+	struct br_segtab *t;
+	uint64_t next;
+	_Atomic int done;
+};
+
+static void *alloc_thread(void *arg)
+{
+	struct alloc_arg *a = arg;
+
+	br_seg_alloc(a->t, a->t->seg_size, &a->next);
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+/* A read that looked up extents before a segment died must finish its
+ * pread before that segment is handed out again (segment.h, "Readers"). */
+static void test_segment_reuse_waits_for_reads_in_flight(void **state)
+{
+	struct br_segtab t;
+	struct alloc_arg a = { .t = &t };
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(br_seg_init(&t, 8, 1 << 20, -1, false), 0);
+	br_seg_read_begin(&t);
+	pthread_create(&th, NULL, alloc_thread, &a);
+	usleep(200 * 1000);
+	assert_int_equal(atomic_load(&a.done), 0);	/* held back */
+	br_seg_read_end(&t);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&a.done), 1);
+	assert_true(a.next != 0);	/* and then it does hand one out */
+	br_seg_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_segment_reuse_waits_for_reads_in_flight),
 		cmocka_unit_test_setup_teardown(test_usage_is_exact_after_random_changes,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segments_are_reused_and_never_needed,
