@@ -1137,6 +1137,17 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
 				strerror(-err));
 			return err;
 		}
+		if (i > 0 && rp.seq <= order[0]->roll_seq) {
+			/* The newer slot proves the log was durable through its
+			 * cut; this older state does not reach it (its log was
+			 * reused or damaged), so mounting it would silently
+			 * drop files that were promised.  Refuse. */
+			br_why(why, why_len, "the newest checkpoint (generation %llu) is damaged (%s) and the older one cannot reach it: its log ends at buffer %llu, before buffer %llu",
+				(unsigned long long)order[0]->seq, lwhy,
+				(unsigned long long)rp.seq,
+				(unsigned long long)order[0]->roll_seq);
+			return CORRUPT;
+		}
 		c->next_which = sl->which ^ 1;
 		c->st.loaded_gen = sl->ckpt_addr ? sl->seq : 0;
 		c->st.last_gen = c->st.loaded_gen;

@@ -523,6 +523,80 @@ static void test_damaged_newest_checkpoint_falls_back_to_the_older_slot(void **s
 	free(c);
 }
 
+/* The older slot's roll-forward point, as mount would use it. */
+static struct br_slot older_slot(int fd, const struct br_super *sb)
+{
+	struct br_slot s[2];
+	uint8_t blk[BR_BLOCK_SIZE];
+
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(pread(fd, blk, sizeof(blk),
+				       (off_t)(BR_BLOCK_SIZE * (i + 1))),
+				 sizeof(blk));
+		assert_int_equal(br_slot_decode(sb, blk, &s[i]), 0);
+	}
+	return s[0].seq < s[1].seq ? s[0] : s[1];
+}
+
+static void test_fallback_that_cannot_reach_the_newest_cut_is_refused(void **state)
+{
+	struct br_fs *fs = *state, *fs2 = NULL;
+	struct br_super sb;
+	struct br_slot old, newest;
+	uint8_t zero[BR_BLOCK_SIZE] = { 0 };
+	char copy[4200], why[256] = "";
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
+				   .ckpt_bytes = UINT64_MAX,
+				   .ckpt_secs = UINT32_MAX };
+	int fd;
+
+	populate(fs, 1);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	populate(fs, 2);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	snprintf(copy, sizeof(copy), "%s.gone", img);
+	copy_image(img, copy);
+	damage_newest_checkpoint(copy);
+	/* ... and a piece of the log between the two cuts is gone too, as
+	 * after its segment was reused or discarded */
+	fd = open(copy, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(br_super_read(fd, &sb), 0);
+	old = older_slot(fd, &sb);
+	assert_int_equal(br_slot_read_newest(fd, &sb, &newest), 0);
+	/* Walk the chain from the older roll point (format.h's rule) to a
+	 * buffer of populate(2)'s data, two before the newest cut: after the
+	 * older checkpoint, before the newer one. */
+	for (uint64_t addr = old.roll_addr, seq = old.roll_seq;; seq++) {
+		struct br_buf_header h, n;
+		uint64_t seg_end = addr - (addr - sb.log_start) % sb.seg_size +
+				   sb.seg_size, next;
+
+		assert_int_equal(pread(fd, &h, sizeof(h), (off_t)addr), sizeof(h));
+		assert_int_equal(br_le64_get(h.seq), seq);
+		if (seq == newest.roll_seq - 2) {
+			assert_int_equal(pwrite(fd, zero, sizeof(zero),
+						(off_t)addr), sizeof(zero));
+			break;
+		}
+		next = addr + br_le32_get(h.span);
+		if (next + BR_BLOCK_SIZE > seg_end ||
+		    pread(fd, &n, sizeof(n), (off_t)next) != sizeof(n) ||
+		    br_le64_get(n.seq) != seq + 1)
+			next = br_le64_get(h.next_seg);
+		addr = next;
+	}
+	close(fd);
+	/* Mounting the older state would lose populate(2)'s files without a
+	 * word: refuse, and say why. */
+	assert_int_equal(br_fs_open(copy, &o, &fs2, why, sizeof(why)),
+			 BR_ERR_CORRUPT);
+	assert_null(fs2);
+	assert_non_null(strstr(why, "cannot reach"));
+	unlink(copy);
+}
+
 static void test_roll_forward_replays_only_the_tail(void **state)
 {
 	struct br_fs *fs = *state, *fs2;
@@ -845,6 +919,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_checkpoint_then_reopen_gives_the_identical_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_after_checkpoint_recovers_everything_fsynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_newest_checkpoint_falls_back_to_the_older_slot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fallback_that_cannot_reach_the_newest_cut_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roll_forward_replays_only_the_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers_during_checkpoints_reopen_identically, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background_thread_checkpoints_by_bytes_and_by_time, setup, teardown),
