@@ -1137,11 +1137,13 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
 				strerror(-err));
 			return err;
 		}
-		if (i > 0 && rp.seq <= order[0]->roll_seq) {
+		if (i > 0 && rp.seq < order[0]->roll_seq) {
 			/* The newer slot proves the log was durable through its
-			 * cut; this older state does not reach it (its log was
-			 * reused or damaged), so mounting it would silently
-			 * drop files that were promised.  Refuse. */
+			 * cut; this older state does not reach the buffer
+			 * before the cut's (its log was reused or damaged), so
+			 * mounting it would silently drop files that were
+			 * promised.  Refuse.  (Reaching it is enough: the cut's
+			 * own buffer may be what the damage took.) */
 			br_why(why, why_len, "the newest checkpoint (generation %llu) is damaged (%s) and the older one cannot reach it: its log ends at buffer %llu, before buffer %llu",
 				(unsigned long long)order[0]->seq, lwhy,
 				(unsigned long long)rp.seq,

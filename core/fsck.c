@@ -145,7 +145,10 @@ static int check_super(struct ck *c, int fd, struct br_super *sb)
 				say(c, 2, "checkpoint slot %u is damaged (slot %u, generation %llu, is the one used): cleared",
 				    w, w ^ 1, (unsigned long long)sl[w ^ 1].seq);
 			} else {
-				say(c, 1, "checkpoint slot %u is damaged (slot %u, generation %llu, is the one used)",
+				/* What a power cut during a slot write
+				 * leaves; the reader ignores it: a warning,
+				 * not an error (-y clears it). */
+				say(c, 3, "checkpoint slot %u is damaged (slot %u, generation %llu, is the one used)",
 				    w, w ^ 1, (unsigned long long)sl[w ^ 1].seq);
 			}
 		}

@@ -39,7 +39,8 @@ struct br_fsck_opts {
 	bool repair;		/* else touch nothing (not even a lock) */
 	bool verbose;		/* info messages too */
 	/* Every finding, one line without newline.  level: 0 info, 1 error
-	 * found, 2 error repaired. */
+	 * found, 2 error repaired, 3 warning (harmless, not counted as an
+	 * error; -y may still tidy it up). */
 	void (*report)(void *ctx, int level, const char *msg);
 	/* Log scan progress, done <= total bytes (may be NULL). */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);

@@ -20,7 +20,7 @@ static bool tty;
 
 static void report(void *ctx, int level, const char *msg)
 {
-	static const char *tag[] = { "info", "error", "fixed" };
+	static const char *tag[] = { "info", "error", "fixed", "warning" };
 
 	(void)ctx;
 	if (tty)
