@@ -14,7 +14,13 @@
  *    (a mount made by root is for everybody, like any local filesystem).
  *  - Every change to the tree goes through this mount (the image is
  *    flock'ed), so the kernel's caches can never be stale: entries and
- *    attributes are cached for 1 s, negative lookups too, and keep_cache
+ *    attributes are cached for a day (TIMEOUT), negative lookups too (the
+ *    kernel itself invalidates what a request it sends us changes: the
+ *    inode's and the parents' attributes on link, unlink, rename,
+ *    write, setattr; atime is ours, but we only change it on a READ,
+ *    after which the kernel drops its cached atime).  With 1 s, a stat of
+ *    50 000 files was one LOOKUP round trip each (~32k/s against ext4's
+ *    ~640k/s here).  keep_cache
  *    is set on every open (the kernel already updates or invalidates its
  *    page cache for writes, truncates and hole punches it sends us).
  *  - max_write 1 MiB (so max_pages 256): a 1 MiB write is one request.
@@ -63,7 +69,7 @@
 #include "super.h"
 
 #define PROG "bringfs"
-#define TIMEOUT 1.0
+#define TIMEOUT 86400.0	/* s, entry and attribute cache; see above */
 #define MAX_WRITE (1u << 20)
 #define READ_AHEAD_KB 4096	/* see tune_readahead() */
 
