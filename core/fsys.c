@@ -36,6 +36,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <syslog.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -250,9 +251,24 @@ static void on_complete(void *ctx, const struct br_store_done *done)
 	struct br_fs *fs = ctx;
 	struct fs_slot_list *l = &fs->slot[done->idx];
 
-	if (done->err)
-		return;	/* the store keeps the buffer: reads stay served
-			 * from memory, nothing becomes durable */
+	if (done->err) {
+		/* The store latches the error: from now on every change and
+		 * every sync fails with EIO (the filesystem is read-only),
+		 * while the failed buffer stays in memory, so reads of what
+		 * it held still work.  Say so once, where an administrator
+		 * looks. */
+		if (!atomic_exchange(&fs->io_failed, true)) {
+			fprintf(stderr, "bringfs: error: writing log buffer %llu at byte %llu failed: %s; the filesystem is read-only from now on (data synced before is safe)\n",
+				(unsigned long long)done->seq,
+				(unsigned long long)done->addr,
+				strerror(-done->err));
+			syslog(LOG_ERR, "bringfs: writing log buffer %llu at byte %llu failed: %s; read-only from now on",
+			       (unsigned long long)done->seq,
+			       (unsigned long long)done->addr,
+			       strerror(-done->err));
+		}
+		return;
+	}
 	wrlock(fs);
 	for (size_t i = 0; i < l->n; i++) {
 		struct br_inode *in = find(fs, l->v[i].ino);
@@ -453,6 +469,8 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	sc.prev_nonce = rp.nonce;
 	sc.on_complete = on_complete;
 	sc.ctx = fs;
+	sc.fault = opt->fault;
+	sc.fault_ctx = opt->fault_ctx;
 	sc.alloc_seg = br_seg_alloc;
 	sc.placed = br_seg_on_placed;
 	sc.alloc_ctx = fs->segs;

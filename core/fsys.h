@@ -67,6 +67,10 @@ struct br_fs_options {
 	 * cleaning; see core/cleaner.h).  Off: partly dead segments are not
 	 * reclaimed, as before the cleaner existed. */
 	bool cleaner;
+	/* Test hook: fault injection in the device writes (see struct
+	 * br_uring_config.fault).  NULL in production. */
+	int (*fault)(void *fault_ctx, uint64_t off, uint32_t len, int res);
+	void *fault_ctx;
 };
 
 /*

@@ -62,6 +62,7 @@ struct br_fs {
 	pthread_mutex_t ns_lock;
 	pthread_mutex_t ilock[FS_INODE_LOCKS];
 	pthread_rwlock_t map_lock;
+	_Atomic bool io_failed;			/* a log write failed for good */
 	struct br_map map;			/* map_lock */
 	struct fs_slot_list slot[BR_RING_MAX_BUFS]; /* map_lock */
 

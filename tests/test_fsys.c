@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -798,6 +799,64 @@ static void *writer(void *p)
 	return NULL;
 }
 
+static _Atomic int dev_failing;
+
+static int failing_device(void *ctx, uint64_t off, uint32_t len, int res)
+{
+	(void)ctx;
+	(void)off;
+	(void)len;
+	return atomic_load(&dev_failing) ? -EIO : res;
+}
+
+/* A device whose writes start failing: the writer and fsync get EIO, the
+ * filesystem refuses every later change, reads still work (also of what
+ * the failed buffer held), and a remount finds everything synced before. */
+static void test_failing_device_turns_read_only_and_keeps_synced_data(void **state)
+{
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
+				   .fault = failing_device };
+	static uint8_t a[100000], b[100000];
+	struct br_fs *fs;
+	struct stat st;
+	char why[256] = "";
+	uint64_t fa, fb;
+
+	assert_int_equal(br_fs_close(*state), 0);
+	*state = NULL;
+	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
+	*state = fs;
+	fill_pattern(a, sizeof(a), 1);
+	fill_pattern(b, sizeof(b), 2);
+	fa = mkfile(fs, ROOT, "synced");
+	write_all(fs, fa, a, sizeof(a), 0);
+	assert_int_equal(br_fs_fsync(fs, fa, 0), 0);
+
+	atomic_store(&dev_failing, 1);
+	fb = mkfile(fs, ROOT, "unsynced");
+	write_all(fs, fb, b, sizeof(b), 0);
+	assert_int_equal(br_fs_fsync(fs, fb, 0), -EIO);
+	/* latched: no change is accepted any more */
+	assert_int_equal(br_fs_write(fs, fa, b, 100, 0), -EIO);
+	assert_int_equal(br_fs_mknod(fs, ROOT, "more", S_IFREG | 0644, 0,
+				     &cred, &st), -EIO);
+	assert_int_equal(br_fs_fsync(fs, fa, 0), -EIO);
+	/* reads still work, of durable data and of the failed buffer's */
+	check_read(fs, fa, a, sizeof(a), 0);
+	check_read(fs, fb, b, sizeof(b), 0);
+	assert_true(br_fs_close(fs) != 0);	/* the close reports it */
+	*state = NULL;
+
+	atomic_store(&dev_failing, 0);
+	fs = mount_img(img);
+	*state = fs;
+	fa = ino_of(fs, ROOT, "synced");
+	assert_true(fa != 0);
+	check_read(fs, fa, a, sizeof(a), 0);
+	/* the filesystem is writable again on a healthy device */
+	write_all(fs, mkfile(fs, ROOT, "after"), b, 1000, 0);
+}
+
 static void test_parallel_writers_then_replay(void **state)
 {
 	struct br_fs *fs = *state;
@@ -840,6 +899,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_refuses_a_second_mount_and_foreign_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_file_ops_match_a_model_across_remounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parallel_writers_then_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failing_device_turns_read_only_and_keeps_synced_data, setup, teardown),
 	};
 	struct io_uring ring;
 	int err = io_uring_queue_init(4, &ring, 0);
