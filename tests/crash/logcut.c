@@ -84,6 +84,25 @@ static uint64_t num(const char *s)
 	return v;
 }
 
+/* Are the bytes [off, off + len) all zero already? */
+static bool is_zero(int fd, uint64_t off, uint64_t len)
+{
+	uint8_t b[65536];
+
+	while (len) {
+		size_t n = len < sizeof(b) ? (size_t)len : sizeof(b);
+
+		if (pread(fd, b, n, (off_t)off) != (ssize_t)n)
+			die("%s", "read for the tear check failed");
+		for (size_t i = 0; i < n; i++)
+			if (b[i])
+				return false;
+		off += n;
+		len -= n;
+	}
+	return true;
+}
+
 static void zero_range(int fd, uint64_t off, uint64_t len)
 {
 	static const uint8_t zeros[65536];
@@ -148,12 +167,18 @@ static void damage(int fd, struct chain *c, uint64_t k, const char *model,
 		for (size_t i = k; i < c->n; i++)
 			zero_range(fd, c->v[i].addr, c->v[i].span);
 	} else if (!strcmp(model, "tear")) {
+		bool intact;
+
 		if (kbytes > b->span)
 			die("%s", "BYTES is larger than the buffer");
+		/* a tear that only zeroes bytes that were zero already (the
+		 * padding, or zeros in the data) leaves the buffer valid */
+		intact = kbytes >= covered ||
+			 is_zero(fd, b->addr + kbytes, covered - kbytes);
 		zero_range(fd, b->addr + kbytes, b->span - kbytes);
 		for (size_t i = k + 1; i < c->n; i++)
 			zero_range(fd, c->v[i].addr, c->v[i].span);
-		if (kbytes >= covered) {	/* the buffer itself survived */
+		if (intact) {		/* the buffer itself survived */
 			P = k + 1 < c->n ? c->v[k + 1].addr : c->end;
 			Pc = b->addr + b->span;
 			S = b->seq + 1;
