@@ -33,6 +33,7 @@ struct br_cleaner {
 	 * read without ordering; see space_check in core/fsys.c) */
 	_Atomic uint64_t held;
 	_Atomic uint64_t runs, sync_runs, cleaned, moved, no_progress;
+	_Atomic uint64_t reused;	/* victims reused during their pass */
 };
 
 void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
@@ -40,6 +41,7 @@ void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
 struct scored {
 	double score;
 	uint64_t seg, live;
+	uint64_t gen;		/* its reuse generation when picked */
 };
 
 /* ------------------------------------------------------------------ */
@@ -113,6 +115,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 		c->vict[nv].score = (1.0 - u) * age / (1.0 + u);
 		c->vict[nv].seg = c->cand[i].seg;
 		c->vict[nv].live = c->cand[i].live;
+		c->vict[nv].gen = c->cand[i].gen;
 		nv++;
 	}
 	if (!nv)
@@ -149,9 +152,18 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
  * the walk stops at the first header that does not hold or whose seq is
  * not above the previous one (bytes left from an earlier use of the
  * segment: their data is dead, the address check would skip it anyway).
+ *
+ * gen is s's reuse generation from the candidate row (taken when s was
+ * neither current nor next).  The walk can take long (every move goes
+ * through the write path), and a checkpoint in between (space_check's,
+ * the background one) can free s once its data moved or died; the store
+ * may then fill it with new buffers while the walk still reads the old
+ * copy, and new data of the same inode can sit at the very address of an
+ * old record.  fs_move_data re-checks gen under map_lock and says when s
+ * was handed out again: the rest of the copy is stale and is dropped.
  */
 static int move_segment(struct br_fs *fs, struct br_cleaner *c, uint64_t s,
-			uint64_t *moved)
+			uint64_t gen, uint64_t *moved)
 {
 	uint64_t seg = fs->segs->seg_size, base = s * seg, prev = 0;
 	uint64_t off = 0;
@@ -196,7 +208,13 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, uint64_t s,
 						   br_le64_get(d->off),
 						   (const uint8_t *)(d + 1),
 						   rl - (uint32_t)sizeof(*d),
-						   moved);
+						   s, gen, moved);
+				if (err > 0) {	/* s was reused */
+					atomic_fetch_add_explicit(
+						&c->reused, 1,
+						memory_order_relaxed);
+					return 0;
+				}
 				if (err)
 					return err;
 			}
@@ -231,7 +249,8 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 	atomic_store_explicit(&c->held, (cost + seg - 1) / seg + 1,
 			      memory_order_relaxed);
 	for (size_t i = 0; i < nv && !err; i++) {
-		err = move_segment(fs, c, c->vict[i].seg, &moved);
+		err = move_segment(fs, c, c->vict[i].seg, c->vict[i].gen,
+				   &moved);
 		if (!err && br_cleaner_moved_hook)
 			br_cleaner_moved_hook(fs, i + 1);
 	}
@@ -485,5 +504,7 @@ void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st)
 					       memory_order_relaxed);
 	st->no_progress = atomic_load_explicit(&c->no_progress,
 					       memory_order_relaxed);
+	st->reused_victims = atomic_load_explicit(&c->reused,
+						  memory_order_relaxed);
 	st->low = c->low;
 }

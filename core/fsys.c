@@ -430,8 +430,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		goto fail;
 	}
 	fs->map.segs = fs->segs;
-	/* The cleaner is opt-in for now: tests/test_cleaner.c finds data
-	 * corruption under heavy cleaning that is not understood yet. */
+	/* The cleaner is opt-in for now (core/cleaner.h, STATUS). */
 	err = opt->read_only || !opt->cleaner ? 0 : br_cleaner_init(fs);
 	if (err) {
 		br_why(why, why_len, "cannot allocate the cleaner");
@@ -1384,14 +1383,26 @@ static int mv_piece(void *ctx, uint64_t off, uint64_t len,
 static int space_check(struct br_fs *fs)
 {
 	struct br_seg_space sp;
+	uint64_t nfree = br_seg_nfree(fs->segs);
 	int err;
 
 	/* segments a cleaning pass holds for its moves count as taken
 	 * (cleaner.h): users must not eat the room it needs to finish */
-	if (br_seg_nfree(fs->segs) > BR_SEG_RESERVE + br_cleaner_held(fs)) {
+	if (nfree > BR_SEG_RESERVE + br_cleaner_held(fs)) {
 		if (br_cleaner_wanted(fs))
 			br_cleaner_kick(fs);
-		return 0;
+		if (!fs->cleaner ||
+		    nfree > BR_SEG_RESERVE + BR_CLEAN_SYNC_SEGS)
+			return 0;
+		/* Near the reserve with cleaning on: clean here while a
+		 * pass still has room to gain (BR_CLEAN_SYNC_SEGS); this
+		 * also throttles writers that outrun the background
+		 * thread.  Best effort: when nothing is worth cleaning
+		 * the write still gets the space above the reserve. */
+		(void)br_cleaner_run(fs, BR_CLEAN_SYNC_SEGS);
+		if (br_seg_nfree(fs->segs) > BR_SEG_RESERVE +
+		    br_cleaner_held(fs))
+			return 0;
 	}
 	br_seg_space(fs->segs, &sp);
 	if (sp.free_segs + sp.dead_segs > BR_SEG_RESERVE) {
@@ -1411,7 +1422,8 @@ static int space_check(struct br_fs *fs)
 }
 
 int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
-		 const uint8_t *src, uint32_t n, uint64_t *moved)
+		 const uint8_t *src, uint32_t n, uint64_t seg, uint64_t gen,
+		 uint64_t *moved)
 {
 	pthread_mutex_t *il = ilock(fs, ino);
 	struct mv_ctx mc = { .addr = addr, .off = off };
@@ -1426,6 +1438,15 @@ int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
 	/* Liveness under the inode's lock: no user write, truncate or punch
 	 * of this inode can come between the check and the rewrite. */
 	rdlock(fs);
+	/* src was read from segment seg in its use number gen: if seg has
+	 * been handed out since, an extent durable at addr may be new data
+	 * there, not src (segment.h, "Reuse generation") */
+	if (br_seg_gen(fs->segs, seg) != gen) {
+		unlock(fs);
+		pthread_mutex_unlock(il);
+		err = 1;
+		goto out;
+	}
 	if (off < in->size)
 		br_extmap_walk(&in->ext, off, in->size - off < n ?
 			       in->size - off : n, mv_piece, &mc);

@@ -62,10 +62,9 @@ struct br_fs_options {
 	 * while fewer than this percentage of the log's segments are free,
 	 * 1..90 (-o clean_low=PCT); 0 = the smaller of 15% and 8 segments. */
 	unsigned clean_low;
-	/* Run the cleaner at all (EXPERIMENTAL, off by default:
-	 * tests/test_cleaner.c shows corrupted file data after heavy
-	 * cleaning; see core/cleaner.h).  Off: partly dead segments are not
-	 * reclaimed, as before the cleaner existed. */
+	/* Run the cleaner at all (EXPERIMENTAL, off by default until the
+	 * mount suite has run with it on; see core/cleaner.h).  Off: partly
+	 * dead segments are not reclaimed, as before the cleaner existed. */
 	bool cleaner;
 	/* Test hook: fault injection in the device writes (see struct
 	 * br_uring_config.fault).  NULL in production. */

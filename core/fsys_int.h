@@ -94,12 +94,15 @@ struct br_fs {
  * inode's lock, rewrite through the normal write path (without touching
  * mtime/ctime) every part of it the extent map still maps durably at that
  * same address; a part overwritten, punched or truncated since is dead
- * and skipped.  Adds the bytes rewritten to *moved.  Call with no lock
- * held.  0 (also when the inode is gone), or -errno from the store or
- * -ENOMEM.
+ * and skipped.  src was read from segment seg while its reuse generation
+ * was gen (segment.h); if seg has been handed out again since, nothing is
+ * moved and 1 is returned: the caller's copy of seg is stale.  Adds the
+ * bytes rewritten to *moved.  Call with no lock held.  0 (also when the
+ * inode is gone), 1 (seg reused), or -errno from the store or -ENOMEM.
  */
 int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
-		 const uint8_t *src, uint32_t n, uint64_t *moved);
+		 const uint8_t *src, uint32_t n, uint64_t seg, uint64_t gen,
+		 uint64_t *moved);
 
 /* Where a record lives, for apply: durable records carry their log address
  * (replay), live ones their position; data records a location. */

@@ -210,6 +210,10 @@ int br_seg_alloc(void *ctx, uint64_t seg, uint64_t *next)
 	t->next = pick;
 	if (pick) {
 		atomic_fetch_add_explicit(&t->allocs, 1, memory_order_relaxed);
+		/* before the store can place anything in it (see
+		 * "Reuse generation"); release pairs with br_seg_gen */
+		atomic_fetch_add_explicit(&t->v[pick].gen, 1,
+					  memory_order_release);
 		if (atomic_load_explicit(&t->v[pick].newest,
 					 memory_order_relaxed))
 			atomic_fetch_add_explicit(&t->reused, 1,
@@ -296,10 +300,19 @@ size_t br_seg_candidates(struct br_segtab *t, struct br_seg_cand *out,
 		out[n].seg = s;
 		out[n].live = live;
 		out[n].newest = newest;
+		out[n].gen = atomic_load_explicit(&g->gen,
+						  memory_order_relaxed);
 		n++;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+uint64_t br_seg_gen(struct br_segtab *t, uint64_t s)
+{
+	if (s >= t->nseg)
+		return 0;
+	return atomic_load_explicit(&t->v[s].gen, memory_order_acquire);
 }
 
 void br_seg_usage(struct br_segtab *t, uint64_t *usage)

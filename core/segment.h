@@ -53,6 +53,22 @@
  * (placement runs inside br_store_reserve, never under map_lock).
  * Writer-preferring, so a stream of reads cannot starve placement.
  *
+ * Reuse generation.  gen[s] counts the times br_seg_alloc chose s as the
+ * log's next segment; it is bumped (under `lock`) before the store can
+ * place any buffer in s, so before any new data in s can be durable in the
+ * map (that takes on_complete's map_lock write, which follows placement).
+ * The cleaner takes a victim's gen with its candidate row, when s is
+ * neither current nor next and holds live data, reads the segment, and
+ * checks gen again under map_lock before trusting any record it read: an
+ * extent durable in s that the check can see was made durable before the
+ * map_lock section, so if s had been handed out again since the candidate
+ * row, the check sees the bump.  A match means no durable extent in s is
+ * from a later use than the one the cleaner read.  (Not covered: a buffer
+ * of that same use still in flight when the cleaner read s, completing
+ * before the check; the cleaner's walk stops at bytes that are not the
+ * next valid buffer, so this needs out-of-order completion at s's very
+ * first buffer.)
+ *
  * Locking: `lock` is a leaf (taken under map_lock and from the store's
  * placement path, never held across I/O).  live[] changes under map_lock
  * (write) or while the fs is single-threaded (mount); it is atomic so the
@@ -76,6 +92,8 @@
 struct br_seg {
 	_Atomic uint64_t live;	/* durable data bytes in the segment */
 	_Atomic uint64_t newest; /* newest buffer seq placed in it, 0: none */
+	_Atomic uint64_t gen;	/* times handed out by br_seg_alloc (see
+				 * "Reuse generation") */
 	uint64_t ckpt_live;	/* live bytes per the newest durable
 				 * checkpoint (lock) */
 	bool busy;		/* being discarded: not free (lock) */
@@ -175,6 +193,7 @@ struct br_seg_cand {
 	uint64_t seg;		/* segment number */
 	uint64_t live;		/* live bytes */
 	uint64_t newest;	/* newest buffer seq placed in it */
+	uint64_t gen;		/* its reuse generation (br_seg_gen) */
 };
 
 /*
@@ -185,6 +204,10 @@ struct br_seg_cand {
  */
 size_t br_seg_candidates(struct br_segtab *t, struct br_seg_cand *out,
 			 size_t max, uint64_t *now);
+
+/* Segment s's reuse generation now (see "Reuse generation").  Callers
+ * that compare it with a candidate's gen hold map_lock. */
+uint64_t br_seg_gen(struct br_segtab *t, uint64_t s);
 
 /* Copy live[] into usage[0..nseg). */
 void br_seg_usage(struct br_segtab *t, uint64_t *usage);
