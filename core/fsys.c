@@ -1791,6 +1791,40 @@ int br_fs_removexattr(struct br_fs *fs, uint64_t ino, const char *name)
 	return xattr_log(fs, ino, name, NULL, 0, 0, false);
 }
 
+/* The text of the root's virtual xattr BR_STATS_XATTR; snprintf's
+ * return convention. */
+static int stats_text(struct br_fs *fs, char *buf, size_t size)
+{
+	struct br_store_stats ss = { 0 };
+	struct br_cleaner_stats cs = { 0 };
+	struct br_seg_space sp = { 0 };
+	uint64_t user = atomic_load_explicit(&fs->user_bytes,
+					     memory_order_relaxed);
+	uint64_t seg = fs->sb.seg_size;
+
+	if (fs->store)
+		br_store_stats(fs->store, &ss);
+	if (fs->segs)
+		br_seg_space(fs->segs, &sp);
+	br_cleaner_stats(fs, &cs);
+	return snprintf(buf, size,
+		"free_segments %llu\n" "total_segments %llu\n"
+		"live_ratio %.3f\n" "user_bytes %llu\n" "device_bytes %llu\n"
+		"write_amplification %.3f\n" "cleaner %s\n"
+		"cleaner_runs %llu\n" "cleaned_segments %llu\n"
+		"moved_bytes %llu\n" "device_flushes %llu\n",
+		(unsigned long long)sp.free_segs,
+		(unsigned long long)sp.log_segs,
+		sp.log_segs ? (double)sp.live_bytes / ((double)sp.log_segs * seg) : 0,
+		(unsigned long long)user, (unsigned long long)ss.bytes,
+		user ? (double)ss.bytes / (double)user : 0,
+		fs->cleaner ? "on" : "off",
+		(unsigned long long)cs.runs,
+		(unsigned long long)cs.cleaned_segments,
+		(unsigned long long)cs.moved_bytes,
+		(unsigned long long)ss.dev_flushes);
+}
+
 ssize_t br_fs_getxattr(struct br_fs *fs, uint64_t ino, const char *name,
 		       void *buf, size_t size)
 {
@@ -1800,6 +1834,17 @@ ssize_t br_fs_getxattr(struct br_fs *fs, uint64_t ino, const char *name,
 
 	if (strlen(name) > BR_NAME_MAX)
 		return -ERANGE;
+	if (ino == BR_ROOT_INO && !strcmp(name, BR_STATS_XATTR)) {
+		char text[1024];
+		int len = stats_text(fs, text, sizeof(text));
+
+		if (size == 0)
+			return len;
+		if ((size_t)len > size)
+			return -ERANGE;
+		memcpy(buf, text, (size_t)len);
+		return len;
+	}
 	rdlock(fs);
 	in = find(fs, ino);
 	x = in ? br_xattr_find(&in->xattrs, name) : NULL;

@@ -227,6 +227,14 @@ int br_fs_statfs(struct br_fs *fs, struct statvfs *sv);
 int br_fs_setxattr(struct br_fs *fs, uint64_t ino, const char *name,
 		   const void *value, size_t size, int flags);
 /* size 0: the value's size; -ERANGE if size is too small; -ENODATA. */
+/* A virtual xattr of the root directory (not listed by listxattr): the
+ * space and cleaner state as text, "name value" lines: free_segments,
+ * total_segments, live_ratio, user_bytes, device_bytes,
+ * write_amplification (device / user bytes since mount), cleaner,
+ * cleaner_runs, cleaned_segments, moved_bytes, device_flushes.
+ *   getfattr --only-values -n user.bringfs.stats MOUNTPOINT */
+#define BR_STATS_XATTR "user.bringfs.stats"
+
 ssize_t br_fs_getxattr(struct br_fs *fs, uint64_t ino, const char *name,
 		       void *buf, size_t size);
 ssize_t br_fs_listxattr(struct br_fs *fs, uint64_t ino, char *buf,

@@ -99,6 +99,7 @@ struct options {
 	char *ckpt_bytes;	/* -o ckpt_bytes=SIZE, 0 = never, default 256M */
 	char *ckpt_secs;	/* -o ckpt_secs=N, 0 = never, default 30 */
 	int no_discard;		/* -o discard=off; default on */
+	int cleaner;		/* -o cleaner=on; default off */
 	int ro;			/* -o ro: read-only, nothing written */
 	int help, version;
 };
@@ -116,6 +117,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("ckpt_secs=%s", ckpt_secs, 0),
 	OPT("discard=on", no_discard, 0),
 	OPT("discard=off", no_discard, 1),
+	OPT("cleaner=on", cleaner, 1),
+	OPT("cleaner=off", cleaner, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),	/* kept: libfuse mounts MS_RDONLY */
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -175,6 +178,8 @@ static void usage(void)
 	       "                           30; 0: never by time); unmount always writes one\n"
 	       "    -o discard=on|off      give freed segments back to the device (punch\n"
 	       "                           hole / BLKDISCARD; default on)\n"
+	       "    -o cleaner=on|off      clean partly dead segments in the background\n"
+	       "                           (cost-benefit; default off: experimental)\n"
 	       "    -h, --help             this help\n"
 	       "    -V, --version          print versions\n"
 	       "\n");
@@ -914,6 +919,7 @@ int main(int argc, char *argv[])
 		fo.ckpt_secs = v ? (uint32_t)v : UINT32_MAX;
 	}
 	fo.no_discard = o.no_discard != 0;
+	fo.cleaner = o.cleaner != 0;
 	fo.root_uid = getuid();
 	fo.root_gid = getgid();
 	fo.read_only = o.ro != 0;

@@ -3,13 +3,15 @@
  * Shared by the C tests: one temporary directory per test process, under
  * $BR_TEST_DIR (default /var/tmp: O_DIRECT needs a real filesystem), removed
  * with everything in it when the process exits, also after a failed
- * assertion (cmocka longjmps past the test's own cleanup; atexit still runs).
+ * assertion (cmocka longjmps past the test's own cleanup; atexit still runs)
+ * and when it is killed by SIGTERM, SIGINT or SIGABRT.
  */
 #ifndef BR_TEST_H
 #define BR_TEST_H
 
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -31,6 +33,16 @@ static void br_test_dir_remove(void)
 		nftw(br_test_dir_path, br_test_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A timeout (meson sends SIGTERM), ^C or an abort (sanitizers) skips
+ * atexit: clean up there too, then die of the same signal.  nftw is not
+ * async-signal-safe, but the process is going away either way. */
+static void br_test_dir_signal(int sig)
+{
+	br_test_dir_remove();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 /* The process's temporary directory (created on first use). */
 static inline const char *br_test_dir(void)
 {
@@ -44,6 +56,9 @@ static inline const char *br_test_dir(void)
 			exit(1);
 		}
 		atexit(br_test_dir_remove);
+		signal(SIGTERM, br_test_dir_signal);
+		signal(SIGINT, br_test_dir_signal);
+		signal(SIGABRT, br_test_dir_signal);
 	}
 	return br_test_dir_path;
 }

@@ -575,6 +575,43 @@ static void test_failing_device_turns_read_only_and_keeps_synced_data(void **sta
 	write_all(fs, mkfile(fs, ROOT, "after"), b, 1000, 0);
 }
 
+static unsigned long long stat_field(const char *text, const char *name)
+{
+	const char *p = strstr(text, name);
+
+	assert_non_null(p);
+	return strtoull(p + strlen(name), NULL, 10);
+}
+
+/* The root's virtual stats xattr counts what users and the device wrote. */
+static void test_stats_xattr_reports_space_and_write_amplification(void **state)
+{
+	struct br_fs *fs = *state;
+	static uint8_t b[1u << 20];
+	char text[1024];
+	ssize_t n, len;
+	uint64_t f = mkfile(fs, ROOT, "data");
+
+	fill_pattern(b, sizeof(b), 5);
+	for (int i = 0; i < 4; i++)
+		write_all(fs, f, b, sizeof(b), (uint64_t)i << 20);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	len = br_fs_getxattr(fs, ROOT, BR_STATS_XATTR, NULL, 0);
+	assert_true(len > 0 && len < (ssize_t)sizeof(text));
+	assert_int_equal(br_fs_getxattr(fs, ROOT, BR_STATS_XATTR, text, 4), -ERANGE);
+	n = br_fs_getxattr(fs, ROOT, BR_STATS_XATTR, text, sizeof(text) - 1);
+	assert_int_equal(n, len);
+	text[n] = 0;
+	assert_true(stat_field(text, "user_bytes ") >= 4u << 20);
+	/* every user byte went to the device once, plus headers and metadata */
+	assert_true(stat_field(text, "device_bytes ") >= stat_field(text, "user_bytes "));
+	assert_true(stat_field(text, "total_segments ") > stat_field(text, "free_segments "));
+	assert_non_null(strstr(text, "write_amplification 1."));
+	assert_non_null(strstr(text, "cleaner off"));
+	/* only the root has it, and it is not a stored xattr */
+	assert_int_equal(br_fs_getxattr(fs, f, BR_STATS_XATTR, NULL, 0), -ENODATA);
+}
+
 static void test_parallel_writers_then_replay(void **state)
 {
 	struct br_fs *fs = *state;
@@ -617,6 +654,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_refuses_a_second_mount_and_foreign_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_file_ops_match_a_model_across_remounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parallel_writers_then_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_xattr_reports_space_and_write_amplification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_device_turns_read_only_and_keeps_synced_data, setup, teardown),
 	};
 	struct io_uring ring;
