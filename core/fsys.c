@@ -950,8 +950,31 @@ noop:
 	return 0;
 }
 
-int br_fs_readdir(struct br_fs *fs, uint64_t ino, uint64_t off,
-		  br_fs_fill_fn fill, void *ctx)
+/* One entry for br_fs_readdir (fill) or br_fs_readdirplus (plus: with
+ * attributes, and the lookup count raised if the reply took the entry;
+ * never for "." and "..", which the kernel does not count).  map_lock
+ * read held.  Nonzero: the reply is full. */
+static int dir_emit(const char *name, struct br_inode *in,
+		    uint64_t ino, uint32_t type, uint64_t next,
+		    br_fs_fill_fn fill, br_fs_fillplus_fn plus, void *ctx)
+{
+	struct stat st;
+	bool dot = name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+
+	if (!plus)
+		return fill(ctx, name, ino, type, next);
+	if (!in)
+		return 0;	/* cannot happen: names point at inodes */
+	fill_stat(in, &st);
+	if (plus(ctx, name, &st, next))
+		return 1;
+	if (!dot)
+		__atomic_add_fetch(&in->nlookup, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int dir_walk(struct br_fs *fs, uint64_t ino, uint64_t off,
+		    br_fs_fill_fn fill, br_fs_fillplus_fn plus, void *ctx)
 {
 	struct br_inode *d;
 	struct br_dirent *de;
@@ -967,18 +990,32 @@ int br_fs_readdir(struct br_fs *fs, uint64_t ino, uint64_t off,
 		err = -ENOTDIR;
 		goto out;
 	}
-	if (off < 1 && fill(ctx, ".", d->ino, S_IFDIR, 1))
+	if (off < 1 && dir_emit(".", d, d->ino, S_IFDIR, 1, fill, plus, ctx))
 		goto out;
-	if (off < 2 && fill(ctx, "..", d->parent, S_IFDIR, 2))
+	if (off < 2 && dir_emit("..", find(fs, d->parent), d->parent,
+				S_IFDIR, 2, fill, plus, ctx))
 		goto out;
 	for (de = br_dir_next(&d->dir, off < 2 ? 2 : off); de;
 	     de = br_dir_next(&d->dir, de->cookie)) {
-		if (fill(ctx, de->name, de->ino, de->type, de->cookie))
+		if (dir_emit(de->name, plus ? find(fs, de->ino) : NULL,
+			     de->ino, de->type, de->cookie, fill, plus, ctx))
 			break;
 	}
 out:
 	unlock(fs);
 	return err;
+}
+
+int br_fs_readdir(struct br_fs *fs, uint64_t ino, uint64_t off,
+		  br_fs_fill_fn fill, void *ctx)
+{
+	return dir_walk(fs, ino, off, fill, NULL, ctx);
+}
+
+int br_fs_readdirplus(struct br_fs *fs, uint64_t ino, uint64_t off,
+		      br_fs_fillplus_fn fill, void *ctx)
+{
+	return dir_walk(fs, ino, off, NULL, fill, ctx);
 }
 
 /* ------------------------------------------------------------------ */

@@ -159,6 +159,14 @@ typedef int (*br_fs_fill_fn)(void *ctx, const char *name, uint64_t ino,
 int br_fs_readdir(struct br_fs *fs, uint64_t ino, uint64_t off,
 		  br_fs_fill_fn fill, void *ctx);
 
+/* The same with each entry's attributes (FUSE readdirplus).  fill returns
+ * nonzero if it could not take the entry; every entry it took, except "."
+ * and "..", counts as a lookup (br_fs_forget it like one). */
+typedef int (*br_fs_fillplus_fn)(void *ctx, const char *name,
+				 const struct stat *st, uint64_t next);
+int br_fs_readdirplus(struct br_fs *fs, uint64_t ino, uint64_t off,
+		      br_fs_fillplus_fn fill, void *ctx);
+
 /* ---- attributes ---- */
 
 int br_fs_getattr(struct br_fs *fs, uint64_t ino, struct stat *st);

@@ -612,6 +612,46 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(d.p);
 }
 
+static int dir_fill_plus(void *ctx, const char *name, const struct stat *st,
+			 uint64_t next)
+{
+	struct dir_buf *d = ctx;
+	struct fuse_entry_param e = {
+		.ino = st->st_ino, .attr = *st,
+		.attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT,
+	};
+	/* Size first: an entry that does not fit must not count as a lookup */
+	size_t need = fuse_add_direntry_plus(d->req, NULL, 0, name, NULL, 0);
+
+	if (need > d->size - d->used)
+		return 1;
+	d->used += fuse_add_direntry_plus(d->req, d->p + d->used,
+					  d->size - d->used, name, &e,
+					  (off_t)next);
+	return 0;
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	struct dir_buf d = { .req = req, .size = size };
+	int err;
+
+	(void)fi;
+	d.p = malloc(size ? size : 1);
+	if (!d.p) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	err = br_fs_readdirplus(fs_of(req), ino, (uint64_t)off, dir_fill_plus,
+				&d);
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_buf(req, d.p, d.used);
+	free(d.p);
+}
+
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
@@ -735,6 +775,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.release = op_release,
 	.fsync = op_fsync,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,
 	.setxattr = op_setxattr,

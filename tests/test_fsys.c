@@ -612,6 +612,68 @@ static void test_stats_xattr_reports_space_and_write_amplification(void **state)
 	assert_int_equal(br_fs_getxattr(fs, f, BR_STATS_XATTR, NULL, 0), -ENODATA);
 }
 
+struct plus_seen {
+	char names[8][16];
+	struct stat st[8];
+	int n, room;		/* entries taken; how many to take at most */
+};
+
+static int plus_fill(void *ctx, const char *name, const struct stat *st,
+		     uint64_t next)
+{
+	struct plus_seen *p = ctx;
+
+	(void)next;
+	if (p->n == p->room)
+		return 1;	/* full: this one is not taken */
+	snprintf(p->names[p->n], sizeof(p->names[0]), "%s", name);
+	p->st[p->n++] = *st;
+	return 0;
+}
+
+/* readdirplus gives each entry's attributes, and every entry it hands out
+ * (not ".", "..", nor one that did not fit) counts as one lookup: an
+ * unlinked file lives until exactly that lookup is forgotten. */
+static void test_readdirplus_attributes_and_lookup_counts(void **state)
+{
+	struct br_fs *fs = *state;
+	struct plus_seen p = { .room = 8 };
+	struct stat st;
+	uint64_t d = mkdir_(fs, ROOT, "d"), f = mkfile(fs, d, "f"), g;
+
+	g = mkfile(fs, d, "g");
+	write_all(fs, f, "hello", 5, 0);
+	br_fs_forget(fs, f, 1);		/* drop the creations' lookups */
+	br_fs_forget(fs, g, 1);
+	assert_int_equal(br_fs_readdirplus(fs, d, 0, plus_fill, &p), 0);
+	assert_int_equal(p.n, 4);
+	assert_string_equal(p.names[0], ".");
+	assert_string_equal(p.names[2], "f");
+	assert_int_equal(p.st[2].st_ino, f);
+	assert_int_equal(p.st[2].st_size, 5);
+	assert_true(S_ISREG(p.st[2].st_mode));
+	assert_int_equal(p.st[0].st_ino, d);
+
+	/* "f" was handed out once: it outlives its unlink until one forget */
+	assert_int_equal(br_fs_unlink(fs, d, "f"), 0);
+	assert_int_equal(br_fs_getattr(fs, f, &st), 0);
+	br_fs_forget(fs, f, 1);
+	assert_int_equal(br_fs_getattr(fs, f, &st), -ENOENT);
+
+	/* an entry that did not fit was not counted: "g" (whose lookup from
+	 * the first listing is forgotten here) goes at once */
+	br_fs_forget(fs, g, 1);
+	p = (struct plus_seen){ .room = 2 };	/* ".", ".." only */
+	assert_int_equal(br_fs_readdirplus(fs, d, 0, plus_fill, &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(br_fs_unlink(fs, d, "g"), 0);
+	assert_int_equal(br_fs_getattr(fs, g, &st), -ENOENT);
+	/* and neither "." nor ".." were: the directory goes with its name */
+	assert_int_equal(br_fs_rmdir(fs, ROOT, "d"), 0);
+	br_fs_forget(fs, d, 1);
+	assert_int_equal(br_fs_getattr(fs, d, &st), -ENOENT);
+}
+
 static void test_parallel_writers_then_replay(void **state)
 {
 	struct br_fs *fs = *state;
@@ -654,6 +716,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_refuses_a_second_mount_and_foreign_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_file_ops_match_a_model_across_remounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parallel_writers_then_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readdirplus_attributes_and_lookup_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_xattr_reports_space_and_write_amplification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_device_turns_read_only_and_keeps_synced_data, setup, teardown),
 	};
