@@ -1,0 +1,94 @@
+#!/bin/bash
+# Write amplification of the segment cleaner: a bringfs image mounted with
+# -o cleaner=on is filled to a utilisation, then overwritten at random in
+# 4 KiB O_DIRECT writes (fio) for several times its capacity, uniformly or
+# hot/cold (90% of the writes to 10% of the data).  WA = bytes the device
+# got / bytes users wrote during the overwrite phase, from the root's
+# user.bringfs.stats xattr before and after.
+#
+#   tests/bench/wa-bench.sh [--quick] [--size SIZE] [--dir DIR] [--mkfs P] [--bringfs P]
+#
+# Prints, per utilisation (50, 70, 90 %) and pattern (uniform, hotcold):
+#   bench=wa util=<u> pattern=<p> wa=<v> user_mib=<v> cleaned_segments=<n> mib_s=<v>
+# WA counts writes only; Sprite LFS's "write cost" also counts the
+# cleaner's reads: for segments cleaned at utilisation u, write cost
+# 2/(1-u) corresponds to WA 1/(1-u).
+# Cleans up on exit: unmounts, deletes the image.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+base=/var/tmp
+size=1G
+times=3
+MKFS=$REPO/build/mkfs/mkfs.bringfs
+BRINGFS=$REPO/build/fs/bringfs
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) size=256M; times=2 ;;
+	--size) size=$2; shift ;;
+	--dir) base=$2; shift ;;
+	--mkfs) MKFS=$2; shift ;;
+	--bringfs) BRINGFS=$2; shift ;;
+	-h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
+	*) echo "wa-bench: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+for t in "$MKFS" "$BRINGFS"; do
+	[ -x "$t" ] || { echo "wa-bench: error: $t is not built (run tests/setup.sh)" >&2; exit 1; }
+done
+command -v fio >/dev/null || { echo "wa-bench: error: fio is not installed" >&2; exit 1; }
+command -v getfattr >/dev/null || { echo "wa-bench: error: getfattr (package attr) is not installed" >&2; exit 1; }
+
+T=$(mktemp -d "$base/wa-bench.XXXXXX") || exit 1
+cleanup() {
+	mountpoint -q "$T/mnt" 2>/dev/null && { fusermount3 -u "$T/mnt" 2>/dev/null || fusermount3 -uz "$T/mnt"; }
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir "$T/mnt"
+
+stat_of() { # NAME: one field of the stats xattr
+	getfattr --only-values -n user.bringfs.stats "$T/mnt" 2>/dev/null |
+		sed -n "s/^$1 //p"
+}
+
+run() { # UTIL PATTERN
+	local util=$1 pattern=$2 total user0 dev0 user1 dev1 t0 t1 fill dist
+	"$MKFS" -q -f -s "$size" "$T/img" || exit 1
+	"$BRINGFS" -o cleaner=on "$T/img" "$T/mnt" || exit 1
+	total=$(( $(stat_of total_segments) * 8 * 1048576 ))	# default 8 MiB segments
+	fill=$(( total * util / 100 / 1048576 ))M
+	if ! fio --name=fill --filename="$T/mnt/data" --rw=write --bs=1M --size="$fill" \
+		--direct=1 --end_fsync=1 --output=/dev/null 2>/dev/null; then
+		echo "bench=wa util=$util pattern=$pattern error=fill-failed (ENOSPC below the utilisation df promised)"
+		fusermount3 -u "$T/mnt"
+		rm -f "$T/img"
+		return
+	fi
+	sync -f "$T/mnt/data"
+	user0=$(stat_of user_bytes); dev0=$(stat_of device_bytes)
+	dist=random
+	[ "$pattern" = hotcold ] && dist=zoned:90/10:10/90
+	t0=$(date +%s.%N)
+	fio --name=over --filename="$T/mnt/data" --rw=randwrite --bs=4k \
+		--size="$fill" --io_size=$(( total * times / 1048576 ))M \
+		--random_distribution="$dist" --direct=1 --ioengine=psync \
+		--end_fsync=1 --output=/dev/null || { echo "wa-bench: overwrite failed (ENOSPC?)" >&2; }
+	sync -f "$T/mnt/data"
+	t1=$(date +%s.%N)
+	user1=$(stat_of user_bytes); dev1=$(stat_of device_bytes)
+	awk -v u="$util" -v p="$pattern" -v du=$((user1 - user0)) -v dd=$((dev1 - dev0)) \
+		-v cs="$(stat_of cleaned_segments)" -v s="$(echo "$t1 - $t0" | bc)" \
+		'BEGIN { printf "bench=wa util=%d pattern=%s wa=%.2f user_mib=%.0f cleaned_segments=%s mib_s=%.1f\n",
+			u, p, du ? dd / du : 0, du / 1048576, cs, du / 1048576 / s }'
+	fusermount3 -u "$T/mnt"
+	rm -f "$T/img"
+}
+
+for util in 50 70 90; do
+	for pattern in uniform hotcold; do
+		run "$util" "$pattern"
+	done
+done
