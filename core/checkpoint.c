@@ -108,16 +108,10 @@ void br_ckpt_on_complete(struct br_fs *fs, const struct br_store_done *d)
 
 	if (!c || !c->watching || d->err)
 		return;
-	if (c->nwatch == c->capwatch) {
-		size_t cap = c->capwatch ? c->capwatch * 2 : 64;
-		struct watch_ent *v = realloc(c->watch, cap * sizeof(*v));
-
-		if (!v) {
-			c->watch_oom = true;
-			return;
-		}
-		c->watch = v;
-		c->capwatch = cap;
+	if (br_grow(&c->watch, &c->capwatch, c->nwatch + 1,
+		    sizeof(*c->watch), 64)) {
+		c->watch_oom = true;
+		return;
 	}
 	c->watch[c->nwatch++] = (struct watch_ent){
 		.seq = d->seq, .addr = d->addr,
@@ -226,17 +220,10 @@ static void ser_extents(struct ser_ctx *sc, const struct br_inode *in)
 				continue;
 			}
 			x->addr = br_le64_put(0);
-			if (sc->w->np == sc->w->pcap) {
-				size_t cap = sc->w->pcap ? sc->w->pcap * 2 : 256;
-				struct patch *pv = realloc(sc->w->pv,
-							   cap * sizeof(*pv));
-
-				if (!pv) {
-					sc->w->err = -ENOMEM;
-					return;
-				}
-				sc->w->pv = pv;
-				sc->w->pcap = cap;
+			if (br_grow(&sc->w->pv, &sc->w->pcap, sc->w->np + 1,
+				    sizeof(*sc->w->pv), 256)) {
+				sc->w->err = -ENOMEM;
+				return;
 			}
 			sc->w->pv[sc->w->np++] = (struct patch){
 				.at = at, .seq = e->v, .boff = e->boff,

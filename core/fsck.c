@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "crc32c.h"
 #include "fsck.h"
+#include "util.h"
 #include "segment.h"
 #include "fsys_int.h"
 
@@ -165,15 +166,8 @@ static int scan_rec(void *ctx, const struct br_rec_header *h, uint32_t len,
 	c->scanned += br_rec_padded(len);
 	if (br_le16_get(h->type) == BR_REC_DATA &&
 	    len > sizeof(struct br_rec_data)) {
-		if (c->nr == c->capr) {
-			size_t cap = c->capr ? c->capr * 2 : 1024;
-			struct range *v = realloc(c->rv, cap * sizeof(*v));
-
-			if (!v)
-				return -ENOMEM;
-			c->rv = v;
-			c->capr = cap;
-		}
+		if (br_grow(&c->rv, &c->capr, c->nr + 1, sizeof(*c->rv), 1024))
+			return -ENOMEM;
 		c->rv[c->nr].a = addr + sizeof(struct br_rec_data);
 		c->rv[c->nr].b = addr + len;
 		c->nr++;

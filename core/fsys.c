@@ -289,18 +289,8 @@ static int slot_note(struct br_fs *fs, unsigned idx, uint64_t ino,
 	struct fs_slot_list *l = &fs->slot[idx];
 	size_t need = l->n + (size_t)(k1 - k0 + 1);
 
-	if (need > l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct fs_pending *v;
-
-		while (cap < need)
-			cap *= 2;
-		v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (br_grow(&l->v, &l->cap, need, sizeof(*l->v), 64))
+		return -ENOMEM;
 	for (uint64_t k = k0; k <= k1; k++) {
 		if (l->n && l->v[l->n - 1].ino == ino && l->v[l->n - 1].key == k)
 			continue;
@@ -1140,16 +1130,9 @@ static int rd_piece(void *ctx, uint64_t off, uint64_t len,
 			return 0;
 		}
 	}
-	if (rc->nio == rc->cap) {
-		size_t cap = rc->cap ? rc->cap * 2 : 16;
-		struct rd_io *v = realloc(rc->io, cap * sizeof(*v));
-
-		if (!v) {
-			rc->err = -ENOMEM;
-			return 1;
-		}
-		rc->io = v;
-		rc->cap = cap;
+	if (br_grow(&rc->io, &rc->cap, rc->nio + 1, sizeof(*rc->io), 16)) {
+		rc->err = -ENOMEM;
+		return 1;
 	}
 	rc->io[rc->nio++] = (struct rd_io){ off - rc->base, l.v, len };
 	return 0;
@@ -1392,16 +1375,9 @@ static int mv_piece(void *ctx, uint64_t off, uint64_t len,
 		mc->v[mc->n - 1].len += len;
 		return 0;
 	}
-	if (mc->n == mc->cap) {
-		size_t cap = mc->cap ? mc->cap * 2 : 8;
-		struct mv_range *v = realloc(mc->v, cap * sizeof(*v));
-
-		if (!v) {
-			mc->err = -ENOMEM;
-			return 1;
-		}
-		mc->v = v;
-		mc->cap = cap;
+	if (br_grow(&mc->v, &mc->cap, mc->n + 1, sizeof(*mc->v), 8)) {
+		mc->err = -ENOMEM;
+		return 1;
 	}
 	mc->v[mc->n++] = (struct mv_range){ off, len };
 	return 0;
@@ -1612,15 +1588,9 @@ int br_fs_syncfs(struct br_fs *fs)
 	HASH_ITER(hh, fs->map.inodes, in, tmp) {
 		if (!in->attr_dirty || in->nlink == 0)
 			continue;
-		if (n == cap) {
-			uint64_t *v = realloc(dirty, (cap = cap ? cap * 2 : 64) *
-					      sizeof(*v));
-
-			if (!v) {
-				err = -ENOMEM;
-				break;
-			}
-			dirty = v;
+		if (br_grow(&dirty, &cap, n + 1, sizeof(*dirty), 64)) {
+			err = -ENOMEM;
+			break;
 		}
 		dirty[n++] = in->ino;
 	}

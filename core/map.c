@@ -16,6 +16,7 @@ static __thread int map_oom;
 
 #include "map.h"
 #include "segment.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ */
 /* Extents                                                              */
@@ -423,15 +424,8 @@ int br_dir_add(struct br_dir *d, const char *name, size_t len, uint64_t ino,
 		return -EINVAL;
 	if (br_dir_find(d, name, len))
 		return -EEXIST;
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 8;
-		struct br_dir_slot *o = realloc(d->order, cap * sizeof(*o));
-
-		if (!o)
-			return -ENOMEM;
-		d->order = o;
-		d->cap = cap;
-	}
+	if (br_grow(&d->order, &d->cap, d->n + 1, sizeof(*d->order), 8))
+		return -ENOMEM;
 	de = malloc(sizeof(*de) + len + 1);
 	if (!de)
 		return -ENOMEM;

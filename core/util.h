@@ -17,4 +17,9 @@ void br_why(char *why, size_t len, const char *fmt, ...)
 int br_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int br_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
+/* Make the array *v (of *cap elements of `elem` bytes; v is the address
+ * of the array pointer) hold at least `need` elements, doubling from
+ * `first`.  0, or -ENOMEM with *v and *cap unchanged. */
+int br_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first);
+
 #endif /* BR_UTIL_H */
