@@ -15,8 +15,10 @@
  *   logcut flip IMAGE K OFF [MASK]  xor one byte of buffer K (MASK, default
  *                              0x01); nothing else changes
  *   logcut hole IMAGE K        zero buffer K only: K+1.. stay on disk
- *   logcut random IMAGE SEED   one of cut/tear/flip at a random buffer,
- *                              chosen by SEED
+ *   logcut random IMAGE SEED   one of cut/tear/flip at a random buffer
+ *                              after the slot's checkpoint blob (what a
+ *                              power cut can reach), chosen by SEED; exit
+ *                              3 when there is none
  *   logcut ckpt IMAGE SEED MODE
  *                              power cut around the newest checkpoint N
  *                              (both slots must be valid; O = the older):
@@ -424,6 +426,7 @@ int main(int argc, char **argv)
 	{
 		const char *model = cmd;
 		uint64_t k, P, Pc, S, kbytes = 0, off = 0;
+		long lo;
 		uint8_t mask = 1;
 
 		if (!strcmp(cmd, "random")) {
@@ -434,10 +437,17 @@ int main(int argc, char **argv)
 			rng_state = num(argv[3]) * 0x9e3779b97f4a7c15ull + 1;
 			for (int i = 0; i < 4; i++)
 				rnd();
-			if (c.n == 0)
-				die("%s", "no buffers to damage");
+			/* The slot of the chain's checkpoint was written only
+			 * once its blob was durable: a power cut cannot reach
+			 * the buffers up to the blob's end, so damage after
+			 * them only. */
+			lo = c.slot.ckpt_addr ? blob_end(fd, &c, c.slot.seq) + 1 : 0;
+			if ((size_t)lo >= c.n) {
+				printf("n/a: no buffer after the checkpoint's blob (%zu buffers)\n", c.n);
+				return 3;
+			}
 			model = models[rnd_below(3)];
-			k = rnd_below(c.n);
+			k = (uint64_t)lo + rnd_below(c.n - (size_t)lo);
 			if (!strcmp(model, "tear"))
 				kbytes = 512 * rnd_below(c.v[k].span / 512);
 			if (!strcmp(model, "flip")) {
