@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "checkpoint.h"
 #include "fsys_int.h"
 
 #define CORRUPT BR_ERR_CORRUPT
@@ -81,12 +82,28 @@ static void attr_get(struct br_inode *in, const struct br_disk_attr *a)
 	in->ctime = fs_time_get(&a->ctime);
 }
 
+/* Every change below starts with cow() for each inode it changes (after
+ * the checks, never in a dry run): a checkpoint being taken keeps the
+ * inode's state at its cut (checkpoint.h, step 3). */
+static void cow(struct br_fs *fs, struct br_inode *in)
+{
+	if (fs->ckpt)
+		br_ckpt_cow(fs, in);
+}
+
+static void inode_free(struct br_fs *fs, struct br_inode *in)
+{
+	if (fs->ckpt)
+		br_ckpt_inode_gone(fs, in);
+	br_map_inode_free(&fs->map, in);
+}
+
 void fs_inode_maybe_free(struct br_fs *fs, struct br_inode *in)
 {
 	if (in->ino == BR_ROOT_INO || in->nlink || in->nlookup ||
 	    __atomic_load_n(&in->pins, __ATOMIC_ACQUIRE))
 		return;
-	br_map_inode_free(&fs->map, in);
+	inode_free(fs, in);
 }
 
 /* The inode lost a name: directories lose both of theirs at once. */
@@ -133,6 +150,8 @@ static int apply_create(struct br_fs *fs, const struct br_rec_create *r,
 	}
 	if (ax->dry)
 		return 0;
+	if (parent)
+		cow(fs, parent);
 	if (tl) {
 		tcopy = malloc(tl + 1);
 		if (!tcopy)
@@ -154,7 +173,7 @@ static int apply_create(struct br_fs *fs, const struct br_rec_create *r,
 	if (parent) {
 		err = br_dir_add(&parent->dir, name, nl, ino, mode, NULL);
 		if (err) {
-			br_map_inode_free(&fs->map, in);
+			inode_free(fs, in);
 			return err;
 		}
 		if (S_ISDIR(mode))
@@ -187,6 +206,8 @@ static int apply_link(struct br_fs *fs, const struct br_rec_link *r,
 			return CORRUPT;
 		if (ax->dry)
 			return 0;
+		cow(fs, parent);
+		cow(fs, in);
 		br_dir_remove(&parent->dir, de);
 		touch(parent, t, ax->pos, true);
 		drop_name(fs, parent, in, t, ax->pos);
@@ -196,6 +217,8 @@ static int apply_link(struct br_fs *fs, const struct br_rec_link *r,
 		return CORRUPT;
 	if (ax->dry)
 		return 0;
+	cow(fs, parent);
+	cow(fs, in);
 	err = br_dir_add(&parent->dir, name, nl, ino, in->mode, NULL);
 	if (err)
 		return err;
@@ -260,6 +283,10 @@ static int apply_rename(struct br_fs *fs, const struct br_rec_rename *r,
 			return CORRUPT;
 		if (ax->dry)
 			return 0;
+		cow(fs, op);
+		cow(fs, np);
+		cow(fs, in);
+		cow(fs, victim);
 		ode->ino = victim->ino;
 		ode->type = victim->mode & S_IFMT;
 		nde->ino = ino;
@@ -296,7 +323,11 @@ static int apply_rename(struct br_fs *fs, const struct br_rec_rename *r,
 		return CORRUPT;
 	if (ax->dry)
 		return 0;
+	cow(fs, op);
+	cow(fs, np);
+	cow(fs, in);
 	if (victim) {
+		cow(fs, victim);
 		/* Reuse the victim's entry: no allocation can fail, and the
 		 * replaced name keeps its readdir position. */
 		br_dir_remove(&op->dir, ode);
@@ -335,6 +366,7 @@ static int apply_inode(struct br_fs *fs, const struct br_rec_inode *r,
 		return CORRUPT;
 	if (ax->dry)
 		return 0;
+	cow(fs, in);
 	if (S_ISREG(in->mode) && size != in->size) {
 		if (size < in->size) {
 			err = br_extmap_punch(&in->ext, size, UINT64_MAX);
@@ -364,6 +396,7 @@ static int apply_punch(struct br_fs *fs, const struct br_rec_punch *r,
 		return CORRUPT;
 	if (ax->dry)
 		return 0;
+	cow(fs, in);
 	err = br_extmap_punch(&in->ext, br_le64_get(r->off), br_le64_get(r->len));
 	if (err)
 		return err;
@@ -392,6 +425,7 @@ static int apply_xattr(struct br_fs *fs, const struct br_rec_xattr *r,
 		return CORRUPT;
 	if (ax->dry)
 		return 0;
+	cow(fs, in);
 	if (set)
 		err = br_xattr_set(&in->xattrs, name, p + nl, vl, 0);
 	else
@@ -419,7 +453,10 @@ static int apply_data(struct br_fs *fs, const struct br_rec_data *r,
 		return 0;
 	if (!S_ISREG(in->mode))
 		return CORRUPT;
-	if (ax->dry || n == 0)
+	if (ax->dry)
+		return 0;
+	cow(fs, in);
+	if (n == 0)
 		return 0;
 	err = br_extmap_insert(&in->ext, off, n, &ax->data);
 	if (err)

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +45,23 @@ struct br_ckpt {
 	/* map_lock (write to change, on_complete holds it): */
 	bool watching;
 	bool watch_oom;
+	uint64_t watch_max;		/* record buffers up to this seq */
 	struct watch_ent *watch;
 	size_t nwatch, capwatch;
+
+	/* The snapshot being taken (checkpoint.h, step 3).  Changed under
+	 * map_lock write, or under map_lock read by the checkpointing
+	 * thread alone (no other reader touches it): */
+	bool snap;			/* a snapshot is in progress */
+	uint64_t snap_gen;		/* its generation */
+	uint64_t snap_next_ino;		/* inodes from here on are younger */
+	struct ser_ctx *sc;		/* where inodes are serialised */
+	struct br_inode *cursor;	/* next inode for the walk */
+	uint64_t snap_inodes;		/* inodes in the blob so far */
+	uint64_t snap_cow;		/* of them, taken by a writer */
+	uint64_t snap_cow_max_ns;	/* the longest such take */
+	void (*snap_hook)(void *ctx, int at);	/* tests: br_ckpt_snap_hook */
+	void *snap_hook_ctx;
 
 	uint64_t next_gen;		/* generation (slot seq) of the next */
 	unsigned next_which;		/* slot it goes to */
@@ -106,7 +122,7 @@ void br_ckpt_on_complete(struct br_fs *fs, const struct br_store_done *d)
 	struct br_ckpt *c = fs->ckpt;
 	const struct br_buf_header *bh = (const void *)d->data;
 
-	if (!c || !c->watching || d->err)
+	if (!c || !c->watching || d->err || d->seq > c->watch_max)
 		return;
 	if (br_grow(&c->watch, &c->capwatch, c->nwatch + 1,
 		    sizeof(*c->watch), 64)) {
@@ -288,33 +304,98 @@ static void ser_inode(struct ser_ctx *sc, const struct br_inode *in)
 		ser_extents(sc, in);
 }
 
-/* map_lock held.  Returns the blob's inode count. */
-static uint64_t serialise(struct br_fs *fs, struct ser_ctx *sc, uint64_t gen)
+/* Put inode `in` into the snapshot unless it is already there or younger
+ * than the cut (map_lock held: write, or read by the walk).  An inode
+ * whose first change since the cut is about to happen still holds its
+ * state at the cut; one without a name then was not in the map the cut
+ * describes. */
+static void snap_take(struct br_ckpt *c, struct br_inode *in)
 {
-	struct br_inode *in, *tmp;
-	struct br_ckpt_blob *b;
-	uint64_t n = 0;
+	if (in->ckpt_gen == c->snap_gen || in->ino >= c->snap_next_ino)
+		return;
+	in->ckpt_gen = c->snap_gen;
+	if (in->nlink == 0)
+		return;
+	ser_inode(c->sc, in);
+	c->snap_inodes++;
+}
 
-	b = wb_take(sc->w, sizeof(*b));
-	if (!b)
-		return 0;
-	memset(b, 0, sizeof(*b));
-	HASH_ITER(hh, fs->map.inodes, in, tmp) {
-		if (in->nlink == 0)
-			continue;
-		ser_inode(sc, in);
-		n++;
+void br_ckpt_cow(struct br_fs *fs, struct br_inode *in)
+{
+	struct br_ckpt *c = fs->ckpt;
+	uint64_t t0, dt;
+
+	if (!c || !c->snap || in->ckpt_gen == c->snap_gen ||
+	    in->ino >= c->snap_next_ino)
+		return;
+	t0 = now_ns();
+	snap_take(c, in);
+	dt = now_ns() - t0;
+	c->snap_cow++;
+	if (dt > c->snap_cow_max_ns)
+		c->snap_cow_max_ns = dt;
+}
+
+void br_ckpt_snap_hook(struct br_fs *fs, void (*fn)(void *ctx, int at),
+		       void *ctx)
+{
+	pthread_mutex_lock(&fs->ckpt->lock);
+	fs->ckpt->snap_hook = fn;
+	fs->ckpt->snap_hook_ctx = ctx;
+	pthread_mutex_unlock(&fs->ckpt->lock);
+}
+
+void br_ckpt_inode_gone(struct br_fs *fs, struct br_inode *in)
+{
+	struct br_ckpt *c = fs->ckpt;
+
+	if (c && c->snap && c->cursor == in)
+		c->cursor = in->hh.next;
+}
+
+/* Step 3's walk: every inode of the map in batches of at most SNAP_BATCH
+ * blob bytes or SNAP_VISIT inodes under map_lock read, so a writer waits
+ * for one batch at most.  Returns the longest batch (ns). */
+#define SNAP_BATCH (64u << 10)
+#define SNAP_VISIT 1024u
+
+static uint64_t snap_walk(struct br_fs *fs)
+{
+	struct br_ckpt *c = fs->ckpt;
+	struct wbuf *w = c->sc->w;
+	uint64_t longest = 0;
+	bool done = false;
+	int batches = 0;
+
+	if (c->snap_hook)
+		c->snap_hook(c->snap_hook_ctx, 0);
+
+	while (!done) {
+		uint64_t t0, dt;
+		size_t n0;
+		unsigned visited = 0;
+
+		pthread_rwlock_rdlock(&fs->map_lock);
+		t0 = now_ns();
+		n0 = w->n;
+		while (c->cursor && !w->err && w->n - n0 < SNAP_BATCH &&
+		       visited++ < SNAP_VISIT) {
+			struct br_inode *in = c->cursor;
+
+			c->cursor = in->hh.next;
+			snap_take(c, in);
+		}
+		done = !c->cursor || w->err;
+		dt = now_ns() - t0;
+		pthread_rwlock_unlock(&fs->map_lock);
+		if (dt > longest)
+			longest = dt;
+		if (c->snap_hook)
+			c->snap_hook(c->snap_hook_ctx, ++batches);
+		if (!done)
+			sched_yield();	/* let waiting writers in */
 	}
-	if (sc->w->err)
-		return 0;
-	b = (struct br_ckpt_blob *)sc->w->p;
-	b->magic = br_le32_put(BR_CKPT_MAGIC);
-	b->version = br_le32_put(BR_CKPT_VERSION);
-	b->gen = br_le64_put(gen);
-	b->ninodes = br_le64_put(n);
-	b->next_ino = br_le64_put(fs->map.next_ino);
-	b->nseg = br_le64_put(sc->nseg);
-	return n;
+	return longest;
 }
 
 /* ------------------------------------------------------------------ */
@@ -344,6 +425,7 @@ static void watch_set(struct br_fs *fs, bool on)
 	if (on) {
 		c->nwatch = 0;
 		c->watch_oom = false;
+		c->watch_max = UINT64_MAX;	/* until the cut is known */
 	}
 	pthread_rwlock_unlock(&fs->map_lock);
 }
@@ -401,7 +483,8 @@ static int ckpt_write_locked(struct br_fs *fs)
 	const struct watch_ent *we;
 	struct br_store_stats ss;
 	struct br_slot slot = { 0 };
-	uint64_t t0 = now_ns(), t1, cut_pos = 0, last = 0, ninodes = 0;
+	uint64_t t0 = now_ns(), t1, cut_pos = 0, last = 0, ninodes = 0, walk_ns = 0;
+	uint64_t cow_n = 0, cow_ns = 0;
 	struct br_ckpt_blob *b;
 	int err;
 
@@ -411,10 +494,14 @@ static int ckpt_write_locked(struct br_fs *fs)
 	if (err)
 		return err;
 	sc.usage = calloc(nseg ? nseg : 1, sizeof(*sc.usage));
-	if (!sc.usage)
+	if (!sc.usage || !wb_take(&w, sizeof(*b))) {
+		free(sc.usage);
+		free(w.p);
 		return -ENOMEM;
+	}
+	memset(w.p, 0, sizeof(*b));
 
-	/* Steps 1-4 of checkpoint.h: writers are blocked from here ... */
+	/* Steps 1-2 of checkpoint.h: writers are blocked from here ... */
 	lock_all(fs);
 	watch_set(fs, true);
 	memset(&cut, 0, sizeof(cut));
@@ -423,16 +510,41 @@ static int ckpt_write_locked(struct br_fs *fs)
 	cut.gen = br_le64_put(gen);
 	err = br_store_append(fs->store, &cut, sizeof(cut), &cut_pos);
 	if (!err) {
-		pthread_rwlock_rdlock(&fs->map_lock);
-		ninodes = serialise(fs, &sc, gen);
+		pthread_rwlock_wrlock(&fs->map_lock);
+		c->watch_max = br_pos_seq(cut_pos);
+		c->snap = true;
+		c->snap_gen = gen;
+		c->snap_next_ino = fs->map.next_ino;
+		c->sc = &sc;
+		c->cursor = fs->map.inodes;
+		c->snap_inodes = c->snap_cow = c->snap_cow_max_ns = 0;
+		b = (struct br_ckpt_blob *)w.p;
+		b->next_ino = br_le64_put(fs->map.next_ino);
 		pthread_rwlock_unlock(&fs->map_lock);
-		err = w.err;
 	}
 	unlock_all(fs);
 	t1 = now_ns();
-	/* ... to here. */
+	/* ... to here; step 3 runs beside them. */
 	if (err)
 		goto out;
+	walk_ns = snap_walk(fs);
+	pthread_rwlock_wrlock(&fs->map_lock);
+	c->snap = false;
+	c->sc = NULL;
+	c->cursor = NULL;
+	ninodes = c->snap_inodes;
+	cow_n = c->snap_cow;
+	cow_ns = c->snap_cow_max_ns;
+	pthread_rwlock_unlock(&fs->map_lock);
+	err = w.err;
+	if (err)
+		goto out;
+	b = (struct br_ckpt_blob *)w.p;
+	b->magic = br_le32_put(BR_CKPT_MAGIC);
+	b->version = br_le32_put(BR_CKPT_VERSION);
+	b->gen = br_le64_put(gen);
+	b->ninodes = br_le64_put(ninodes);
+	b->nseg = br_le64_put(nseg);
 
 	err = br_store_sync(fs->store, cut_pos);
 	watch_set(fs, false);	/* every buffer up to the cut has completed */
@@ -498,9 +610,19 @@ static int ckpt_write_locked(struct br_fs *fs)
 	c->st.last_gen = gen;
 	c->st.last_blob_bytes = w.n;
 	c->st.last_inodes = ninodes;
+	/* The longest a writer could have waited: the cut, one batch of the
+	 * walk, or putting one inode into the snapshot itself. */
+	c->st.last_cut_ns = t1 - t0;
+	c->st.last_walk_batch_ns = walk_ns;
+	c->st.last_cow_inodes = cow_n;
+	c->st.last_cow_max_ns = cow_ns;
 	c->st.last_block_ns = t1 - t0;
-	if (t1 - t0 > c->st.max_block_ns)
-		c->st.max_block_ns = t1 - t0;
+	if (walk_ns > c->st.last_block_ns)
+		c->st.last_block_ns = walk_ns;
+	if (cow_ns > c->st.last_block_ns)
+		c->st.last_block_ns = cow_ns;
+	if (c->st.last_block_ns > c->st.max_block_ns)
+		c->st.max_block_ns = c->st.last_block_ns;
 	c->st.last_total_ns = now_ns() - t0;
 out:
 	if (c->watching)
@@ -1015,7 +1137,7 @@ static int roll_record(void *ctx, const struct br_rec_header *h, uint32_t len,
 		br_seg_placed(rc->fs->segs, addr, rc->rp->seq);
 	if (covered(rc->rp, rc->roll_addr, rc->roll_skip, addr) ||
 	    type == BR_REC_CKPT_CUT || type == BR_REC_CKPT_HEAD ||
-	    type == BR_REC_CKPT_DATA)
+	    type == BR_REC_CKPT_DATA || rc->fs->ckpt_only)
 		return 0;
 	err = fs_apply(rc->fs, h, len, &ax);
 	if (err) {

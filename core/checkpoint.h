@@ -3,7 +3,8 @@
  * Checkpoints: the whole map serialised into the log, so mount loads it and
  * replays only the records after it (format.h, "Checkpoints").
  *
- * Taking one (br_ckpt_write):
+ * Taking one (br_ckpt_write): a copy-on-write snapshot of the map at a
+ * cut in the log.
  *
  *   1. Block every change: ns_lock, then all FS_INODE_LOCKS inode locks in
  *      index order (the one place that holds more than one; nobody takes
@@ -11,17 +12,36 @@
  *      cannot deadlock).  Every record that was reserved has now been
  *      applied to the map, and no new one can be reserved.
  *   2. Append the CUT record: its position is the cut.  Everything before
- *      it is in the map, nothing after it is.
- *   3. Serialise the map into a memory blob (map_lock read).  Extents that
- *      are still pending (their buffer has not completed) are noted with
- *      their buffer generation and patched in step 5.
- *   4. Unlock: writers were blocked for steps 1-3 only (memory work; the
- *      time is measured, see struct br_ckpt_stats).
+ *      it is in the map, nothing after it is.  Under map_lock write, start
+ *      the snapshot (generation, the first inode number younger than the
+ *      cut, a cursor at the first inode) and unlock everything: writers
+ *      are blocked for steps 1-2 only, which take the same time whatever
+ *      the size of the map.
+ *   3. Serialise the map into a memory blob as it was at the cut, while
+ *      writers go on:
+ *        - the checkpointing thread walks the inodes in batches under
+ *          map_lock read (a writer waits for one batch at most);
+ *        - a change to an inode the walk has not reached yet first puts
+ *          the inode into the blob (br_ckpt_cow, called by fs_apply and
+ *          the atime update under map_lock write before they change it):
+ *          its first change since the cut meets it in its state at the
+ *          cut;
+ *        - br_inode.ckpt_gen says an inode is in the blob already; inodes
+ *          younger than the cut, and inodes without a name at it, are
+ *          never put in.
+ *      Extents that are still pending (their buffer has not completed) are
+ *      noted with their buffer generation (at most the cut's: the state
+ *      is the cut's) and patched in step 5.  Where an extent's bytes are
+ *      may change after the cut without a record about the inode (a
+ *      completion makes it durable); what the bytes are cannot.
+ *   4. End the snapshot (map_lock write).  The longest time a writer
+ *      could have waited for steps 1-4 (the cut, one batch, one
+ *      copy-on-write) is measured: struct br_ckpt_stats.
  *   5. br_store_sync(cut): every buffer up to the cut is on disk.  While the
  *      checkpoint is being taken, on_complete records (generation, address,
- *      prev_nonce) of every buffer that completes (the "watch"), which gives
- *      the addresses of the pending extents and of the cut's buffer (the
- *      roll-forward point) and its prev_nonce.
+ *      prev_nonce) of every buffer up to the cut that completes (the
+ *      "watch"), which gives the addresses of the pending extents and of
+ *      the cut's buffer (the roll-forward point) and its prev_nonce.
  *   6. Fill in the segment usage table, CRC the blob, append HEAD + DATA
  *      pieces, br_store_sync the last one.
  *   7. Write the slot not holding the checkpoint this mount continues from,
@@ -46,6 +66,7 @@
 #include <stdint.h>
 
 struct br_fs;
+struct br_inode;
 struct br_replay;
 struct br_store_done;
 
@@ -58,8 +79,13 @@ struct br_ckpt_stats {
 					 * or written); 0: none */
 	uint64_t last_blob_bytes;	/* size of the newest blob written */
 	uint64_t last_inodes;		/* inodes in it */
-	uint64_t last_block_ns;		/* writers blocked while taking it */
-	uint64_t max_block_ns;		/* the longest such block this mount */
+	uint64_t last_block_ns;		/* the longest a writer could wait
+					 * for the newest one: the max of */
+	uint64_t last_cut_ns;		/*   steps 1-2 (all writers), */
+	uint64_t last_walk_batch_ns;	/*   the longest batch of the walk, */
+	uint64_t last_cow_max_ns;	/*   the longest copy-on-write */
+	uint64_t last_cow_inodes;	/* inodes writers put into its blob */
+	uint64_t max_block_ns;		/* the longest block this mount */
 	uint64_t last_total_ns;		/* whole br_ckpt_write, incl. I/O */
 	int last_err;			/* of the last background attempt */
 	/* At mount: */
@@ -90,7 +116,8 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *rp, char *why,
 
 /*
  * Take a checkpoint now (see above) and publish it in a slot.  Blocks
- * other checkpoints, not readers or writers (beyond steps 1-3).  0, the
+ * other checkpoints, not readers or writers (beyond steps 1-2, a batch of
+ * step 3 or one copy-on-write).  0, the
  * store's latched error, -EROFS (opened read-only), -ENOMEM, or -errno
  * from the slot write.
  */
@@ -105,6 +132,20 @@ void br_ckpt_stop(struct br_fs *fs);
 
 /* Whether a checkpoint at unmount would record anything new. */
 bool br_ckpt_needed(struct br_fs *fs);
+
+/* Inode `in` is about to change (map_lock write held): while a snapshot is
+ * being taken, put it in first if it is not there yet (step 3). */
+void br_ckpt_cow(struct br_fs *fs, struct br_inode *in);
+
+/* Inode `in` is about to be freed (map_lock write held): the walk's cursor
+ * steps past it. */
+void br_ckpt_inode_gone(struct br_fs *fs, struct br_inode *in);
+
+/* Tests: call fn(ctx, 0) once the snapshot has started (step 2 done, no
+ * lock held) and fn(ctx, k) after the walk's k-th batch; fn may change
+ * the filesystem.  NULL: none. */
+void br_ckpt_snap_hook(struct br_fs *fs, void (*fn)(void *ctx, int at),
+		       void *ctx);
 
 /* Completion hook: called by on_complete with map_lock held for writing. */
 void br_ckpt_on_complete(struct br_fs *fs, const struct br_store_done *d);

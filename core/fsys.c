@@ -430,6 +430,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	/* newest valid slot -> its checkpoint -> roll forward; falls back
 	 * to the older slot if the newest checkpoint cannot be loaded */
 	fs->replaying = true;
+	fs->ckpt_only = opt->read_only && opt->ckpt_only;
 	err = br_ckpt_mount(fs, &rp, lwhy, sizeof(lwhy));
 	fs->replaying = false;
 	if (err) {
@@ -1297,6 +1298,7 @@ ssize_t br_fs_read(struct br_fs *fs, uint64_t ino, void *buf, size_t size,
 		wrlock(fs);
 		in = find(fs, ino);
 		if (in) {
+			br_ckpt_cow(fs, in);
 			in->atime = t;
 			in->attr_dirty = true;
 		}

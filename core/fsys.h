@@ -54,6 +54,9 @@ struct br_fs_options {
 	 * br_fs_lookup, br_fs_readdir, br_fs_readlink, br_fs_getxattr,
 	 * br_fs_listxattr, br_fs_read and core/fsck may be used. */
 	bool read_only;
+	/* With read_only: load the newest checkpoint only, ignoring the log
+	 * after its cut (tests and diagnostics: what the checkpoint holds). */
+	bool ckpt_only;
 	/* Do not give freed segments back to the device (-o discard=off);
 	 * by default they are punched out of an image file / discarded on a
 	 * block device (core/segment.h). */

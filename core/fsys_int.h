@@ -74,6 +74,7 @@ struct br_fs {
 	uint64_t fsid;
 	uint32_t max_data;		/* data bytes per record */
 	bool replaying;			/* open only: single-threaded */
+	bool ckpt_only;			/* br_fs_options.ckpt_only */
 
 	uint64_t replayed_buffers;	/* set at open */
 	uint64_t replayed_records;

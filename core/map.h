@@ -204,6 +204,8 @@ struct br_inode {
 	uint64_t parent;	/* directories: the parent's ino */
 	uint64_t nlookup;	/* kernel references (lookup counts) */
 	uint64_t pos;		/* log position of the last record about it */
+	uint64_t ckpt_gen;	/* core/checkpoint: the checkpoint snapshot
+				 * that already holds this inode */
 	unsigned pins;		/* operations in flight (see core/fsys) */
 	bool attr_dirty;	/* times changed since the last inode record */
 	bool data_changed;	/* data changed since the last open (keep_cache) */

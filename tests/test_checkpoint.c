@@ -451,6 +451,118 @@ static void test_concurrent_writers_during_checkpoints_reopen_identically(void *
 	free(s2);
 }
 
+/* The blob a checkpoint writes is the map at its cut, although the tree
+ * changes while the blob is being made (checkpoint.h, step 3): changes
+ * right after the cut and after the walk's first batch, to inodes the walk
+ * has and has not reached, inodes freed under its cursor, new ones. */
+struct cow_ctx {
+	struct br_fs *fs;
+	uint64_t many, d, big;
+	int calls;
+};
+
+static void cow_unlink_range(struct br_fs *fs, uint64_t dir, int from, int to)
+{
+	char name[32];
+
+	for (int i = from; i < to; i++) {
+		snprintf(name, sizeof(name), "f%04d", i);
+		assert_int_equal(br_fs_unlink(fs, dir, name), 0);
+	}
+}
+
+static void cow_changes(void *p, int at)
+{
+	struct cow_ctx *x = p;
+	struct br_fs *fs = x->fs;
+	uint8_t b[8192];
+	struct stat st;
+
+	x->calls++;
+	fill_pattern(b, sizeof(b), 99u + (unsigned)at);
+	if (at == 0) {		/* the walk has not started */
+		struct br_setattr trunc = { .valid = BR_SET_SIZE, .size = 3 };
+		struct br_setattr chmod_ = { .valid = BR_SET_MODE, .mode = 0600 };
+
+		write_all(fs, ino_of(fs, x->many, "f0100"), b, 5000, 10);
+		write_all(fs, x->big, b, 8192, 1u << 20);
+		assert_int_equal(br_fs_setattr(fs, ino_of(fs, x->many, "f0200"), &trunc, NULL), 0);
+		assert_int_equal(br_fs_setattr(fs, ino_of(fs, x->many, "f0700"), &chmod_, NULL), 0);
+		cow_unlink_range(fs, x->many, 300, 310);
+		assert_int_equal(br_fs_rename(fs, x->many, "f0400", x->d, "moved2", 0), 0);
+		write_all(fs, mkfile(fs, x->many, "new1"), b, 100, 0);
+		assert_int_equal(br_fs_setxattr(fs, ino_of(fs, x->many, "f0500"), "user.x", "y", 1, 0), 0);
+		assert_int_equal(br_fs_link(fs, ino_of(fs, x->many, "f0600"), x->d, "link2", &st), 0);
+		mkdir_(fs, x->d, "newdir");
+	} else if (at == 1) {	/* the cursor is somewhere in "many" */
+		cow_unlink_range(fs, x->many, 0, 10);
+		cow_unlink_range(fs, x->many, 1000, 4500);
+		assert_int_equal(br_fs_rename(fs, x->many, "f4999", x->many, "f4998", 0), 0);
+		write_all(fs, ino_of(fs, x->many, "f4900"), b, 300, 0);
+		assert_int_equal(br_fs_removexattr(fs, ino_of(fs, x->many, "f0500"), "user.x"), 0);
+	}
+}
+
+static void test_checkpoint_is_the_map_at_its_cut_while_writers_change_it(void **state)
+{
+	struct br_fs *fs = *state, *fs2;
+	struct br_fs_options ro = { .read_only = true, .ckpt_only = true };
+	struct cow_ctx x = { .fs = fs };
+	struct br_ckpt_stats st;
+	char name[32], copy[4200], why[256], *at_cut, *at_end, *s;
+	uint8_t b[256];
+
+	populate(fs, 1);
+	x.d = ino_of(fs, ROOT, "dir1");
+	x.big = ino_of(fs, x.d, "big");
+	x.many = mkdir_(fs, ROOT, "many");
+	for (int i = 0; i < 5000; i++) {
+		uint64_t f;
+
+		snprintf(name, sizeof(name), "f%04d", i);
+		f = mkfile(fs, x.many, name);
+		fill_pattern(b, sizeof(b), (uint64_t)i);
+		write_all(fs, f, b, (size_t)(i % 200) + 1, 0);
+		br_fs_forget(fs, f, 1);	/* unlink frees it at once */
+	}
+	at_cut = snapshot(fs);	/* reads: atime changes before the cut */
+	br_ckpt_snap_hook(fs, cow_changes, &x);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	br_ckpt_snap_hook(fs, NULL, NULL);
+	st = stats(fs);
+	printf("snapshot: %llu inodes, %llu put in by writers (longest %.3f ms), cut %.3f ms, longest batch %.3f ms, %d hook calls\n",
+	       (unsigned long long)st.last_inodes,
+	       (unsigned long long)st.last_cow_inodes, st.last_cow_max_ns / 1e6,
+	       st.last_cut_ns / 1e6, st.last_walk_batch_ns / 1e6, x.calls);
+	assert_true(x.calls >= 3);	/* at 0, after batch 1, after the last */
+	assert_true(st.last_cow_inodes >= 10);
+	assert_true(st.last_inodes > 5000);
+	at_end = snapshot(fs);
+	assert_true(strcmp(at_cut, at_end) != 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+
+	snprintf(copy, sizeof(copy), "%s.cow", img);
+	copy_image(img, copy);
+	/* the checkpoint alone: exactly the tree at the cut */
+	assert_int_equal(br_fs_open(copy, &ro, &fs2, why, sizeof(why)), 0);
+	assert_int_equal(stats(fs2).loaded_gen, st.last_gen);
+	s = snapshot(fs2);
+	assert_same(at_cut, s);
+	free(s);
+	assert_int_equal(br_fs_close(fs2), 0);
+	/* with its tail rolled forward: the tree now */
+	fs2 = mount_img(copy);
+	assert_true(stats(fs2).tail_records > 3500);
+	assert_int_equal(stats(fs2).usage_mismatch, 0);
+	s = snapshot(fs2);
+	assert_same(at_end, s);
+	free(s);
+	assert_int_equal(br_fs_close(fs2), 0);
+	unlink(copy);
+	free(at_cut);
+	free(at_end);
+}
+
 static void test_background_thread_checkpoints_by_bytes_and_by_time(void **state)
 {
 	struct br_fs *fs;
@@ -651,6 +763,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fallback_that_cannot_reach_the_newest_cut_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roll_forward_replays_only_the_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers_during_checkpoints_reopen_identically, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_is_the_map_at_its_cut_while_writers_change_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background_thread_checkpoints_by_bytes_and_by_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writers_are_blocked_briefly_while_a_checkpoint_is_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_passes_a_clean_image_and_refuses_to_repair_a_mounted_one, setup, teardown),

@@ -10,6 +10,12 @@
  *    total (default 8192), unmounts cleanly (checkpoint), times the mount:
  *      bench=mount files=.. data_gib=.. mount_ms=.. ckpt_mib=..
  *      bench=ckpt-block inodes=.. blob_mib=.. block_ms=.. ms_per_gib=..
+ *                       writer_max_ms=.. writer_max_ms_idle=..
+ *    A writer thread overwrites 4 KiB of random files while the checkpoint
+ *    is taken: writer_max_ms is its slowest write then, writer_max_ms_idle
+ *    its slowest in as many writes without a checkpoint (the reference);
+ *    block_ms is the checkpoint's own figure (the longest of: the cut, a
+ *    batch of its walk, one copy-on-write; core/checkpoint.h).
  * 2. writes TAIL_MIB MiB (default 1024) more and syncs, copies the image
  *    while it is mounted (what a power cut leaves: the newest checkpoint
  *    precedes the tail) and times the mount of the copy, which rolls the
@@ -19,6 +25,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +102,39 @@ static void die(const char *what, int err)
 	exit(1);
 }
 
+/* Overwrites 4 KiB at offset 0 of random files until stopped (or, with
+ * limit, for that many writes); the slowest write. */
+struct writer {
+	struct br_fs *fs;
+	const uint64_t *inos;
+	uint64_t n, limit, done;
+	double max_ms;
+	atomic_bool stop;
+};
+
+static void *writer_run(void *p)
+{
+	struct writer *w = p;
+	uint64_t x = 88172645463325252ull;
+	static uint8_t b[4096];
+
+	while (!atomic_load(&w->stop) && (!w->limit || w->done < w->limit)) {
+		double t0 = now_ms(), dt;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[0] = (uint8_t)x;
+		if (br_fs_write(w->fs, w->inos[x % w->n], b, sizeof(b), 0) != (ssize_t)sizeof(b))
+			die("write", -EIO);
+		dt = now_ms() - t0;
+		if (dt > w->max_ms)
+			w->max_ms = dt;
+		w->done++;
+	}
+	return NULL;
+}
+
 static void copy_file(const char *from, const char *to)
 {
 	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -128,6 +169,7 @@ int main(int argc, char **argv)
 	const char *path;
 	char copy[4200];
 	uint8_t *buf;
+	uint64_t *inos;
 	double t0, t1;
 	int opt;
 
@@ -147,6 +189,9 @@ int main(int argc, char **argv)
 	if (format_image(path, (data_mib + tail_mib) * 1100 * 1024 + (2ull << 30)))
 		die("format", -EIO);
 	per = (data_mib << 20) / files;
+	inos = malloc(files * sizeof(*inos));
+	if (!inos)
+		die("malloc", -ENOMEM);
 	buf = malloc((per > (1u << 20) ? per : (1u << 20)) + 1);
 	for (uint64_t i = 0; i < (per > (1u << 20) ? per : (1u << 20)); i++)
 		buf[i] = (uint8_t)(i * 2654435761u >> 13);
@@ -175,6 +220,7 @@ int main(int argc, char **argv)
 			buf[0] = (uint8_t)i;
 			if (per && br_fs_write(fs, st.st_ino, buf, per, 0) != (ssize_t)per)
 				die("write", -EIO);
+			inos[i] = st.st_ino;
 			br_fs_forget(fs, st.st_ino, 1);
 		}
 	}
@@ -191,15 +237,33 @@ int main(int argc, char **argv)
 	       (unsigned long long)cs.tail_buffers);
 	/* how long a checkpoint of all that blocks writers (DESIGN: a few
 	 * milliseconds per GiB of metadata) */
-	if (br_ckpt_write(fs))
-		die("checkpoint", -EIO);
-	br_ckpt_stats(fs, &cs);
-	printf("bench=ckpt-block inodes=%llu blob_mib=%.1f block_ms=%.2f "
-	       "ms_per_gib=%.0f total_ms=%.1f\n",
-	       (unsigned long long)cs.last_inodes, cs.last_blob_bytes / 1048576.0,
-	       cs.last_block_ns / 1e6,
-	       cs.last_block_ns / 1e6 / (cs.last_blob_bytes / 1073741824.0),
-	       cs.last_total_ns / 1e6);
+	{
+		struct writer w = { .fs = fs, .inos = inos, .n = files };
+		struct writer idle = { .fs = fs, .inos = inos, .n = files };
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, writer_run, &w))
+			die("pthread_create", -EAGAIN);
+		while (w.done < 100)	/* the writer is running */
+			usleep(1000);
+		if (br_ckpt_write(fs))
+			die("checkpoint", -EIO);
+		atomic_store(&w.stop, true);
+		pthread_join(t, NULL);
+		idle.limit = w.done;
+		writer_run(&idle);
+		br_ckpt_stats(fs, &cs);
+		printf("bench=ckpt-block inodes=%llu blob_mib=%.1f block_ms=%.2f "
+		       "ms_per_gib=%.1f cut_ms=%.3f batch_ms=%.3f cow_max_ms=%.3f cow_inodes=%llu "
+		       "writer_max_ms=%.2f writer_max_ms_idle=%.2f writer_ops=%llu total_ms=%.1f\n",
+		       (unsigned long long)cs.last_inodes, cs.last_blob_bytes / 1048576.0,
+		       cs.last_block_ns / 1e6,
+		       cs.last_block_ns / 1e6 / (cs.last_blob_bytes / 1073741824.0),
+		       cs.last_cut_ns / 1e6, cs.last_walk_batch_ns / 1e6,
+		       cs.last_cow_max_ns / 1e6, (unsigned long long)cs.last_cow_inodes,
+		       w.max_ms, idle.max_ms, (unsigned long long)w.done,
+		       cs.last_total_ns / 1e6);
+	}
 	fflush(stdout);
 
 	/* 2. a tail of tail_mib MiB after the checkpoint, then a crash copy:
@@ -244,5 +308,6 @@ int main(int argc, char **argv)
 	br_fs_close(fs);
 	unlink(copy);
 	free(buf);
+	free(inos);
 	return 0;
 }
