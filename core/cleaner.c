@@ -8,7 +8,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "crc32c.h"
@@ -22,7 +24,23 @@ struct br_cleaner {
 	uint8_t *segbuf;		/* one segment, block aligned */
 	struct br_seg_cand *cand;	/* nseg entries */
 	struct scored *vict;		/* nseg entries */
+	uint64_t *lastgen;		/* nseg: gen when last a victim */
 	uint64_t low, high;		/* thresholds, free segments */
+
+	/* The second head (run_lock): moved data is gathered in obuf (one
+	 * log buffer, block aligned) and written at byte hoff of segment
+	 * head; pv lists what the pass copied, switched after the sync. */
+	uint8_t *obuf;
+	uint32_t obuf_size, olen;	/* capacity; record bytes after the
+					 * header */
+	uint64_t oage;			/* newest victim seq in obuf */
+	uint64_t head, hoff;		/* segment (0: none), bytes used */
+	uint64_t oseq;			/* last off-chain seq (low bits) */
+	struct piece *pv;
+	size_t np, pcap;
+	struct mv_range *rv;		/* live ranges of one record */
+	size_t nr, rcap;
+	uint64_t pass_moved;		/* bytes switched by this pass */
 
 	pthread_mutex_t tlock;		/* thread control: stop, running */
 	pthread_cond_t tcond;
@@ -34,13 +52,25 @@ struct br_cleaner {
 	_Atomic uint64_t held;
 	_Atomic uint64_t runs, sync_runs, cleaned, moved, no_progress;
 	_Atomic uint64_t reused;	/* victims reused during their pass */
+	_Atomic uint64_t ckpt_bytes, copied, heads, recleaned;
+};
+
+/* A range copied into the head: file bytes [off, off+len) of ino that
+ * were durable at src and now also lie at dst. */
+struct piece {
+	uint64_t ino, off, len, src, dst;
+	size_t vi;			/* victim (index in vict) */
+};
+
+struct mv_range {
+	uint64_t off, len;
 };
 
 void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
 
 struct scored {
 	double score;
-	uint64_t seg, live;
+	uint64_t seg, live, newest;
 	uint64_t gen;		/* its reuse generation when picked */
 };
 
@@ -115,6 +145,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 		c->vict[nv].score = (1.0 - u) * age / (1.0 + u);
 		c->vict[nv].seg = c->cand[i].seg;
 		c->vict[nv].live = c->cand[i].live;
+		c->vict[nv].newest = c->cand[i].newest;
 		c->vict[nv].gen = c->cand[i].gen;
 		nv++;
 	}
@@ -126,6 +157,8 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 	/* one free segment stays for metadata records (unlink, truncate)
 	 * whatever happens to this pass */
 	budget = nfree > 1 ? (nfree - 1) * seg : 0;
+	if (c->head)	/* what is left of the head takes moves first */
+		budget += seg - (c->hoff < seg ? c->hoff : seg);
 	used = ck;
 	for (size_t i = 0; i < nv && nvict < want; i++) {
 		uint64_t m = move_cost(c->vict[i].live);
@@ -146,25 +179,191 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 /* Moving                                                               */
 /* ------------------------------------------------------------------ */
 
-/*
- * Walk the buffers of segment s (read into c->segbuf) and move the live
- * bytes of its data records.  Buffers tile the segment from its start;
- * the walk stops at the first header that does not hold or whose seq is
- * not above the previous one (bytes left from an earlier use of the
- * segment: their data is dead, the address check would skip it anyway).
- *
- * gen is s's reuse generation from the candidate row (taken when s was
- * neither current nor next).  The walk can take long (every move goes
- * through the write path), and a checkpoint in between (space_check's,
- * the background one) can free s once its data moved or died; the store
- * may then fill it with new buffers while the walk still reads the old
- * copy, and new data of the same inode can sit at the very address of an
- * old record.  fs_move_data re-checks gen under map_lock and says when s
- * was handed out again: the rest of the copy is stale and is dropped.
- */
-static int move_segment(struct br_fs *fs, struct br_cleaner *c, uint64_t s,
-			uint64_t gen, uint64_t *moved)
+/* Collect the pieces of [off, off+len) that are durable exactly at
+ * addr + (piece off - off): still the bytes of the record at addr
+ * (map_lock held). */
+struct live_ctx {
+	struct br_cleaner *c;
+	uint64_t addr, off;
+	int err;
+};
+
+static int live_piece(void *ctx, uint64_t off, uint64_t len,
+		      const struct br_extent *e, uint64_t delta)
 {
+	struct live_ctx *lc = ctx;
+	struct br_cleaner *c = lc->c;
+	struct br_loc l;
+
+	if (!e)
+		return 0;
+	l = br_extent_loc(e, delta);
+	if (l.kind != BR_EXT_DURABLE || l.v != lc->addr + (off - lc->off))
+		return 0;
+	if (c->nr && c->rv[c->nr - 1].off + c->rv[c->nr - 1].len == off) {
+		c->rv[c->nr - 1].len += len;
+		return 0;
+	}
+	if (br_grow(&c->rv, &c->rcap, c->nr + 1, sizeof(*c->rv), 16)) {
+		lc->err = -ENOMEM;
+		return 1;
+	}
+	c->rv[c->nr++] = (struct mv_range){ off, len };
+	return 0;
+}
+
+/* c->rv = the parts of data record (ino, off, n bytes at log address
+ * addr) that the map still points at (map_lock held).  0 or -ENOMEM. */
+static int live_ranges(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
+		       uint64_t addr, uint64_t off, uint64_t n)
+{
+	struct br_inode *in = br_map_inode_find(&fs->map, ino);
+	struct live_ctx lc = { .c = c, .addr = addr, .off = off };
+
+	c->nr = 0;
+	if (!in || !S_ISREG(in->mode) || off >= in->size)
+		return 0;	/* gone, or cut off: dead */
+	if (n > in->size - off)
+		n = in->size - off;
+	br_extmap_walk(&in->ext, off, n, live_piece, &lc);
+	return lc.err;
+}
+
+static int switch_pieces(struct br_fs *fs, struct br_cleaner *c);
+
+/* Write the gathered buffer at the head.  0 or -errno. */
+static int head_flush(struct br_fs *fs, struct br_cleaner *c)
+{
+	struct br_buf_header *bh = (void *)c->obuf;
+	uint32_t used = (uint32_t)sizeof(*bh) + c->olen;
+	uint32_t span = (used + BR_BLOCK_SIZE - 1) & ~(BR_BLOCK_SIZE - 1);
+	uint64_t at = c->head * fs->segs->seg_size + c->hoff;
+	int err;
+
+	if (!c->olen)
+		return 0;
+	memset(c->obuf + used, 0, span - used);
+	memset(bh, 0, sizeof(*bh));
+	bh->magic = br_le32_put(BR_BUF_MAGIC);
+	bh->seq = br_le64_put(BR_SEQ_OFF_CHAIN | ++c->oseq);
+	bh->len = br_le32_put(c->olen);
+	bh->span = br_le32_put(span);
+	bh->fsid = br_le64_put(fs->fsid);
+	bh->crc = br_le32_put(br_crc32c(0, c->obuf + 4, used - 4));
+	err = br_pwrite_full(fs->fd, c->obuf, span, at);
+	if (err)
+		return err;
+	br_seg_age(fs->segs, c->head, c->oage);
+	atomic_fetch_add_explicit(&c->copied, span, memory_order_relaxed);
+	c->hoff += span;
+	c->olen = 0;
+	c->oage = 0;
+	return 0;
+}
+
+/* Room the gathered buffer may grow to (header included). */
+static uint64_t head_cap(struct br_fs *fs, struct br_cleaner *c)
+{
+	uint64_t room = c->head ? fs->segs->seg_size - c->hoff : 0;
+
+	return room < c->obuf_size ? room : c->obuf_size;
+}
+
+/*
+ * Copy n bytes (file offset off of ino, at log address src in victim vi)
+ * into the head, as data records of off-chain buffers; opens a new head
+ * segment when the current one is full.  0, -ENOSPC (no free segment:
+ * the pick's budget was wrong), -ENOMEM or -errno of a write.
+ */
+static int head_put(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
+		    uint64_t off, const uint8_t *data, uint64_t n,
+		    uint64_t src, size_t vi)
+{
+	const uint32_t hdr = sizeof(struct br_buf_header);
+	const uint32_t rh = sizeof(struct br_rec_data);
+	int err;
+
+	while (n) {
+		uint64_t cap = head_cap(fs, c), k;
+		struct br_rec_data *r;
+		uint64_t free_b;
+
+		if (cap < hdr + rh + BR_BLOCK_SIZE) {
+			err = head_flush(fs, c);
+			if (!err && c->head &&
+			    head_cap(fs, c) >= hdr + rh + BR_BLOCK_SIZE)
+				continue;
+			/* Only the open head is kept from the allocator:
+			 * switch what this one holds before leaving it (a
+			 * segment nothing points at yet would be free). */
+			if (!err && c->np)
+				err = fdatasync(fs->fd) ? -errno : 0;
+			if (!err)
+				err = switch_pieces(fs, c);
+			if (!err)
+				err = br_seg_take_head(fs->segs, &c->head);
+			if (err)
+				return err;
+			c->hoff = 0;
+			atomic_fetch_add_explicit(&c->heads, 1,
+						  memory_order_relaxed);
+			continue;
+		}
+		free_b = cap - hdr - c->olen;
+		if (free_b < rh + 512) {
+			err = head_flush(fs, c);
+			if (err)
+				return err;
+			continue;
+		}
+		k = (free_b - rh) & ~(uint64_t)(BR_REC_ALIGN - 1);
+		if (k > n)
+			k = n;
+		if (k > fs->max_data)
+			k = fs->max_data;
+		if (br_grow(&c->pv, &c->pcap, c->np + 1, sizeof(*c->pv), 256))
+			return -ENOMEM;
+		r = (struct br_rec_data *)(c->obuf + hdr + c->olen);
+		memset(r, 0, sizeof(*r));
+		r->h.type = br_le16_put(BR_REC_DATA);
+		r->h.len = br_le32_put((uint32_t)(rh + k));
+		r->h.ino = br_le64_put(ino);
+		r->off = br_le64_put(off);
+		memcpy(r + 1, data, k);
+		memset((uint8_t *)(r + 1) + k, 0,
+		       br_rec_padded((uint32_t)(rh + k)) - (rh + k));
+		c->pv[c->np++] = (struct piece){
+			.ino = ino, .off = off, .len = k, .src = src,
+			.dst = c->head * fs->segs->seg_size + c->hoff + hdr +
+			       c->olen + rh,
+			.vi = vi };
+		if (c->vict[vi].newest > c->oage)
+			c->oage = c->vict[vi].newest;
+		c->olen += br_rec_padded((uint32_t)(rh + k));
+		off += k;
+		data += k;
+		src += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/*
+ * Walk the buffers of victim vi (read into c->segbuf) and copy the live
+ * bytes of its data records into the head.  Buffers tile the segment
+ * from its start; the walk stops at the first header that does not hold
+ * or whose seq is not above the previous one (bytes left from an earlier
+ * use of the segment: their data is dead, the address check skips it).
+ *
+ * Liveness is judged under map_lock (read) with the victim's reuse
+ * generation (segment.h): if the victim was handed out again since its
+ * candidate row, the copy is stale and the rest is dropped.  Nothing in
+ * the map changes here: the copies become the file's data in
+ * switch_pieces, after they are durable.
+ */
+static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
+{
+	uint64_t s = c->vict[vi].seg, gen = c->vict[vi].gen;
 	uint64_t seg = fs->segs->seg_size, base = s * seg, prev = 0;
 	uint64_t off = 0;
 	int err;
@@ -203,18 +402,29 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, uint64_t s,
 				const struct br_rec_data *d = (const void *)h;
 				uint64_t a = base + off + sizeof(*bh) + ro +
 					     sizeof(*d);
+				uint64_t fo = br_le64_get(d->off);
+				bool reused;
 
-				err = fs_move_data(fs, br_le64_get(h->ino), a,
-						   br_le64_get(d->off),
-						   (const uint8_t *)(d + 1),
-						   rl - (uint32_t)sizeof(*d),
-						   s, gen, moved);
-				if (err > 0) {	/* s was reused */
+				pthread_rwlock_rdlock(&fs->map_lock);
+				reused = br_seg_gen(fs->segs, s) != gen;
+				err = reused ? 0 :
+				      live_ranges(fs, c, br_le64_get(h->ino), a,
+						  fo, rl - sizeof(*d));
+				pthread_rwlock_unlock(&fs->map_lock);
+				if (reused) {
 					atomic_fetch_add_explicit(
 						&c->reused, 1,
 						memory_order_relaxed);
 					return 0;
 				}
+				for (size_t i = 0; i < c->nr && !err; i++)
+					err = head_put(fs, c,
+						br_le64_get(h->ino),
+						c->rv[i].off,
+						(const uint8_t *)(d + 1) +
+						(c->rv[i].off - fo),
+						c->rv[i].len,
+						a + (c->rv[i].off - fo), vi);
 				if (err)
 					return err;
 			}
@@ -226,12 +436,64 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, uint64_t s,
 }
 
 /*
+ * Point the map at the copies (run_lock held; the copies are durable).
+ * Under map_lock (write) each piece's bytes that are still durable at
+ * their old address, in a victim not handed out since its candidate row,
+ * switch to the copy, as a data record at the copy's address would on
+ * replay (fs_apply: same size, no new time, checkpoint copy-on-write);
+ * what a user changed meanwhile stays.  Adds the bytes switched to
+ * pass_moved.  0 or -ENOMEM.
+ */
+static int switch_pieces(struct br_fs *fs, struct br_cleaner *c)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < c->np && !err; ) {
+		size_t end = i + 64 < c->np ? i + 64 : c->np;
+
+		/* a batch per hold: readers and writers get in between */
+		pthread_rwlock_wrlock(&fs->map_lock);
+		for (; i < end && !err; i++) {
+			const struct piece *pc = &c->pv[i];
+			const struct scored *v = &c->vict[pc->vi];
+
+			if (br_seg_gen(fs->segs, v->seg) != v->gen)
+				continue;
+			err = live_ranges(fs, c, pc->ino, pc->src, pc->off,
+					  pc->len);
+			for (size_t j = 0; j < c->nr && !err; j++) {
+				struct br_rec_data r = { 0 };
+				uint64_t d = c->rv[j].off - pc->off;
+				struct fs_apply ax = {
+					.data = { .kind = BR_EXT_DURABLE,
+						  .v = pc->dst + d } };
+
+				r.h.type = br_le16_put(BR_REC_DATA);
+				r.h.len = br_le32_put((uint32_t)(sizeof(r) +
+							       c->rv[j].len));
+				r.h.ino = br_le64_put(pc->ino);
+				r.off = br_le64_put(c->rv[j].off);
+				err = fs_apply(fs, &r.h, (uint32_t)(sizeof(r) +
+							      c->rv[j].len),
+					       &ax);
+				if (!err)
+					c->pass_moved += c->rv[j].len;
+			}
+		}
+		pthread_rwlock_unlock(&fs->map_lock);
+	}
+	c->np = 0;
+	return err == BR_ERR_CORRUPT ? -EIO : err;
+}
+
+/*
  * One pass (run_lock held): pick, move, checkpoint.  Returns the number
  * of victims cleaned (> 0), 0 if nothing was worth doing, or -errno.
  */
 static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 {
 	struct br_seg_space sp;
+	struct br_store_stats s1, s2;
 	uint64_t cost = 0, moved = 0, seg = fs->segs->seg_size;
 	size_t nv;
 	int err = 0;
@@ -248,20 +510,48 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 	}
 	atomic_store_explicit(&c->held, (cost + seg - 1) / seg + 1,
 			      memory_order_relaxed);
+	for (size_t i = 0; i < nv; i++) {
+		/* picked again in the same use: an earlier pass left it */
+		if (c->lastgen[c->vict[i].seg] == c->vict[i].gen)
+			atomic_fetch_add_explicit(&c->recleaned, 1,
+						  memory_order_relaxed);
+		c->lastgen[c->vict[i].seg] = c->vict[i].gen;
+	}
+	c->np = 0;
+	c->pass_moved = 0;
 	for (size_t i = 0; i < nv && !err; i++) {
-		err = move_segment(fs, c, c->vict[i].seg, c->vict[i].gen,
-				   &moved);
+		err = move_segment(fs, c, i);
 		if (!err && br_cleaner_moved_hook)
 			br_cleaner_moved_hook(fs, i + 1);
 	}
-	/* even after a failed move: what moved is in the log and the map,
-	 * and the checkpoint makes the fully moved victims free */
+	/* the copies are durable before anything points at them: a
+	 * checkpoint taken at any moment from here on may reference them */
+	if (!err)
+		err = head_flush(fs, c);
+	if (!err && c->np)
+		err = fdatasync(fs->fd) ? -errno : 0;
+	if (err) {
+		/* nothing switched: the head's tail is unknown, start over
+		 * in a fresh segment next time */
+		c->np = 0;
+		c->olen = 0;
+		c->hoff = fs->segs->seg_size;
+	} else {
+		err = switch_pieces(fs, c);
+	}
+	moved = c->pass_moved;
+	/* even after a failed move: what switched is durable and in the
+	 * map, and the checkpoint makes the fully moved victims free */
+	br_store_stats(fs->store, &s1);
 	if (!br_store_error(fs->store)) {
 		int cerr = br_ckpt_write(fs);
 
 		if (!err)
 			err = cerr;
 	}
+	br_store_stats(fs->store, &s2);
+	atomic_fetch_add_explicit(&c->ckpt_bytes, s2.bytes - s1.bytes,
+				  memory_order_relaxed);
 	atomic_store_explicit(&c->held, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->moved, moved, memory_order_relaxed);
 	if (err)
@@ -408,9 +698,14 @@ int br_cleaner_init(struct br_fs *fs)
 		return -ENOMEM;
 	c->cand = calloc(nseg, sizeof(*c->cand));
 	c->vict = calloc(nseg, sizeof(*c->vict));
-	if (!c->cand || !c->vict ||
+	c->lastgen = calloc(nseg, sizeof(*c->lastgen));
+	c->obuf_size = fs->sb.buf_size;
+	if (!c->cand || !c->vict || !c->lastgen ||
 	    posix_memalign((void **)&c->segbuf, BR_BLOCK_SIZE,
-			   fs->segs->seg_size)) {
+			   fs->segs->seg_size) ||
+	    posix_memalign((void **)&c->obuf, BR_BLOCK_SIZE, c->obuf_size)) {
+		free(c->segbuf);
+		free(c->lastgen);
 		free(c->cand);
 		free(c->vict);
 		free(c);
@@ -437,6 +732,10 @@ void br_cleaner_free(struct br_fs *fs)
 	pthread_mutex_destroy(&c->tlock);
 	pthread_cond_destroy(&c->tcond);
 	free(c->segbuf);
+	free(c->obuf);
+	free(c->lastgen);
+	free(c->pv);
+	free(c->rv);
 	free(c->cand);
 	free(c->vict);
 	free(c);
@@ -506,5 +805,12 @@ void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st)
 					       memory_order_relaxed);
 	st->reused_victims = atomic_load_explicit(&c->reused,
 						  memory_order_relaxed);
+	st->copied_bytes = atomic_load_explicit(&c->copied,
+						memory_order_relaxed);
+	st->ckpt_bytes = atomic_load_explicit(&c->ckpt_bytes,
+					      memory_order_relaxed);
+	st->heads = atomic_load_explicit(&c->heads, memory_order_relaxed);
+	st->recleaned = atomic_load_explicit(&c->recleaned,
+					     memory_order_relaxed);
 	st->low = c->low;
 }

@@ -124,6 +124,20 @@ static_assert(sizeof(struct br_buf_header) == 48, "on-disk ABI");
  */
 
 /*
+ * Buffers outside the chain.  The cleaner writes the live data it moves
+ * into a segment of its own (core/cleaner.h, "Second head"), as buffers
+ * with the same header and data records, back to back from the segment's
+ * start, but not linked into the chain: seq = BR_SEQ_OFF_CHAIN | n (n
+ * strictly increasing), nonce = prev_nonce = 0, next_seg = 0.  Recovery
+ * never follows one (the chain's seq never has bit 63 set); a checkpoint
+ * is what makes their data reachable (the moved data is synced before any
+ * extent points at it).  Walks of a segment (cleaner, fsck) take them
+ * like any buffer.  Older code reads such images unchanged: no version
+ * bump.
+ */
+#define BR_SEQ_OFF_CHAIN (1ull << 63)
+
+/*
  * Every record in a buffer starts with this header.  Records are laid out
  * back to back, each padded to BR_REC_ALIGN bytes so fields stay aligned;
  * `len` counts the header and the body but not the padding.

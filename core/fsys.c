@@ -1816,12 +1816,15 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 	if (fs->segs)
 		br_seg_space(fs->segs, &sp);
 	br_cleaner_stats(fs, &cs);
+	/* the cleaner's second head is written beside the store */
+	ss.bytes += cs.copied_bytes;
 	return snprintf(buf, size,
 		"free_segments %llu\n" "total_segments %llu\n"
 		"live_ratio %.3f\n" "user_bytes %llu\n" "device_bytes %llu\n"
 		"write_amplification %.3f\n" "cleaner %s\n"
 		"cleaner_runs %llu\n" "cleaned_segments %llu\n"
-		"moved_bytes %llu\n" "device_flushes %llu\n",
+		"moved_bytes %llu\n" "cleaner_copied_bytes %llu\n"
+		"cleaner_ckpt_bytes %llu\n" "device_flushes %llu\n",
 		(unsigned long long)sp.free_segs,
 		(unsigned long long)sp.log_segs,
 		sp.log_segs ? (double)sp.live_bytes / ((double)sp.log_segs * seg) : 0,
@@ -1831,6 +1834,8 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		(unsigned long long)cs.runs,
 		(unsigned long long)cs.cleaned_segments,
 		(unsigned long long)cs.moved_bytes,
+		(unsigned long long)cs.copied_bytes,
+		(unsigned long long)cs.ckpt_bytes,
 		(unsigned long long)ss.dev_flushes);
 }
 

@@ -138,7 +138,7 @@ static bool seg_free(const struct br_segtab *t, uint64_t s)
 	const struct br_seg *g = &t->v[s];
 
 	return s > 0 && s < t->nseg && s != t->cur && s != t->next &&
-	       !g->busy && g->ckpt_live == 0 &&
+	       s != t->chead && !g->busy && g->ckpt_live == 0 &&
 	       atomic_load_explicit(&g->live, memory_order_relaxed) == 0 &&
 	       atomic_load_explicit(&g->newest, memory_order_relaxed) <
 	       t->ckpt_seq;
@@ -226,6 +226,60 @@ int br_seg_alloc(void *ctx, uint64_t seg, uint64_t *next)
 	return 0;
 }
 
+int br_seg_take_head(struct br_segtab *t, uint64_t *seg)
+{
+	uint64_t pick = 0, base;
+
+	seg_reader_barrier(t);
+	pthread_mutex_lock(&t->lock);
+	t->chead = 0;
+	base = t->cur ? t->cur : 1;
+	for (uint64_t i = 1; i < t->nseg && !pick; i++) {
+		uint64_t s = 1 + (base - 1 + i) % (t->nseg - 1);
+
+		if (seg_free(t, s))
+			pick = s;
+	}
+	if (pick) {
+		t->chead = pick;
+		atomic_fetch_add_explicit(&t->allocs, 1, memory_order_relaxed);
+		/* before the cleaner writes into it (see "Reuse
+		 * generation"); release pairs with br_seg_gen */
+		atomic_fetch_add_explicit(&t->v[pick].gen, 1,
+					  memory_order_release);
+		if (atomic_load_explicit(&t->v[pick].newest,
+					 memory_order_relaxed))
+			atomic_fetch_add_explicit(&t->reused, 1,
+						  memory_order_relaxed);
+		atomic_store_explicit(&t->v[pick].newest, 0,
+				      memory_order_relaxed);
+		t->v[pick].discarded = false;
+	}
+	seg_recount(t);
+	pthread_mutex_unlock(&t->lock);
+	*seg = pick;
+	return pick ? 0 : -ENOSPC;
+}
+
+void br_seg_drop_head(struct br_segtab *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->chead = 0;
+	seg_recount(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void br_seg_age(struct br_segtab *t, uint64_t s, uint64_t age)
+{
+	if (s >= t->nseg)
+		return;
+	pthread_mutex_lock(&t->lock);
+	if (atomic_load_explicit(&t->v[s].newest, memory_order_relaxed) < age)
+		atomic_store_explicit(&t->v[s].newest, age,
+				      memory_order_relaxed);
+	pthread_mutex_unlock(&t->lock);
+}
+
 void br_seg_ckpt_durable(struct br_segtab *t, const uint64_t *usage,
 			 uint64_t roll_seq)
 {
@@ -248,7 +302,7 @@ void br_seg_space(struct br_segtab *t, struct br_seg_space *sp)
 						     memory_order_relaxed);
 
 		sp->live_bytes += live;
-		if (s == t->cur || s == t->next)
+		if (s == t->cur || s == t->next || s == t->chead)
 			sp->open_segs++;
 		else if (seg_free(t, s) || t->v[s].busy)
 			sp->free_segs++;
@@ -294,7 +348,8 @@ size_t br_seg_candidates(struct br_segtab *t, struct br_seg_cand *out,
 
 		if (newest > *now)
 			*now = newest;
-		if (s == t->cur || s == t->next || g->busy || live == 0 ||
+		if (s == t->cur || s == t->next || s == t->chead ||
+		    g->busy || live == 0 ||
 		    n == max)
 			continue;
 		out[n].seg = s;

@@ -69,6 +69,16 @@
  * next valid buffer, so this needs out-of-order completion at s's very
  * first buffer.)
  *
+ * Cleaner head.  The cleaner writes the data it moves into a segment of
+ * its own, `chead` (br_seg_take_head), outside the log's chain of buffers
+ * (cleaner.h, "Second head"), so cold data that survived a cleaning is
+ * not mixed with fresh user writes.  chead is neither free nor a
+ * candidate while the cleaner fills it, like cur and next.  Its newest[]
+ * is not a placement seq but the age of the data moved in (the newest
+ * victim's, br_seg_age): moved data keeps its age instead of looking
+ * brand new.  That is safe for the freeness rule: the head holds no
+ * record roll-forward reads, so only live and ckpt_live guard it.
+ *
  * Locking: `lock` is a leaf (taken under map_lock and from the store's
  * placement path, never held across I/O).  live[] changes under map_lock
  * (write) or while the fs is single-threaded (mount); it is atomic so the
@@ -108,6 +118,8 @@ struct br_segtab {
 	struct br_seg *v;	/* nseg entries */
 	uint64_t cur;		/* segment the log is in (lock) */
 	uint64_t next;		/* next_seg chosen for it, 0: none (lock) */
+	uint64_t chead;		/* the cleaner's open segment, 0: none
+				 * (lock; see "Cleaner head") */
 	uint64_t ckpt_seq;	/* roll_seq of the newest durable checkpoint
 				 * (lock); 1 after mkfs */
 	int fd;			/* for discards; -1: none */
@@ -129,7 +141,7 @@ struct br_seg_space {
 	uint64_t dead_segs;	/* no live data, not free yet: waiting for a
 				 * checkpoint (not current / next) */
 	uint64_t live_bytes;	/* sum of live[] */
-	uint64_t open_segs;	/* current + chosen next */
+	uint64_t open_segs;	/* current + chosen next + cleaner head */
 };
 
 /* 0 or -ENOMEM.  fd (may be -1) is used for discards only. */
@@ -204,6 +216,18 @@ struct br_seg_cand {
  */
 size_t br_seg_candidates(struct br_segtab *t, struct br_seg_cand *out,
 			 size_t max, uint64_t *now);
+
+/* Hand the lowest free segment (after the current one, wrapping) to
+ * the cleaner as its new head; the previous head, if any, becomes an
+ * ordinary segment.  Its age starts at 0 (br_seg_age raises it).  0 and
+ * *seg = its number, or -ENOSPC if none is free.  Takes the readers
+ * barrier, as br_seg_alloc does: no map_lock held. */
+int br_seg_take_head(struct br_segtab *t, uint64_t *seg);
+/* The cleaner closes its head (no segment is open for it any more). */
+void br_seg_drop_head(struct br_segtab *t);
+/* Data as new as buffer seq `age` was moved into segment s (its newest
+ * becomes at least that). */
+void br_seg_age(struct br_segtab *t, uint64_t s, uint64_t age);
 
 /* Segment s's reuse generation now (see "Reuse generation").  Callers
  * that compare it with a candidate's gen hold map_lock. */

@@ -601,10 +601,60 @@ static void test_segment_reuse_waits_for_reads_in_flight(void **state)
 	br_seg_destroy(&t);
 }
 
+/*
+ * The cleaner's second head (segment.h, "Cleaner head"): it is taken
+ * from the free segments, is then neither free nor a cleaning candidate
+ * nor handed to the log while the cleaner fills it, even while nothing
+ * points into it yet, and carries the age of the data moved in rather
+ * than a fresh one.  Dropped, it is an ordinary segment again.
+ */
+static void test_cleaner_head_is_kept_from_the_allocator(void **state)
+{
+	const uint64_t seg = 1 << 20;
+	struct br_seg_cand cand[8];
+	struct br_segtab t;
+	uint64_t h, next, now, gen, nfree;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(br_seg_init(&t, 8, seg, -1, false), 0);
+	br_seg_set_log(&t, 1 * seg, 2 * seg);
+	br_seg_placed(&t, 1 * seg, 500);
+	nfree = br_seg_nfree(&t);
+	assert_int_equal(nfree, 5);		/* 3..7 */
+	gen = br_seg_gen(&t, 3);
+	assert_int_equal(br_seg_take_head(&t, &h), 0);
+	assert_int_equal(h, 3);			/* lowest after the log's */
+	assert_int_equal(br_seg_gen(&t, 3), gen + 1);
+	assert_false(br_seg_is_free(&t, h));	/* empty, yet kept */
+	assert_int_equal(br_seg_nfree(&t), nfree - 1);
+	/* the log moving on never gets the head */
+	assert_int_equal(br_seg_alloc(&t, 2 * seg, &next), 0);
+	assert_true(next != h * seg);
+	/* moved data keeps its age: an old victim's, not the clock's */
+	br_seg_add(&t, h * seg, 4096);
+	br_seg_age(&t, h, 7);
+	n = br_seg_candidates(&t, cand, 8, &now);
+	assert_int_equal(now, 500);
+	for (size_t i = 0; i < n; i++)
+		assert_true(cand[i].seg != h);	/* open: not a candidate */
+	br_seg_drop_head(&t);
+	n = br_seg_candidates(&t, cand, 8, &now);
+	assert_int_equal(n, 1);
+	assert_int_equal(cand[0].seg, h);
+	assert_int_equal(cand[0].newest, 7);
+	/* its data gone (and no checkpoint needing it): free again */
+	br_seg_sub(&t, h * seg, 4096);
+	br_seg_ckpt_durable(&t, NULL, 501);
+	assert_true(br_seg_is_free(&t, h));
+	br_seg_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_segment_reuse_waits_for_reads_in_flight),
+		cmocka_unit_test(test_cleaner_head_is_kept_from_the_allocator),
 		cmocka_unit_test_setup_teardown(test_usage_is_exact_after_random_changes,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segments_are_reused_and_never_needed,

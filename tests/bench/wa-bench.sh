@@ -7,6 +7,7 @@
 # user.bringfs.stats xattr before and after.
 #
 #   tests/bench/wa-bench.sh [--quick] [--size SIZE] [--dir DIR] [--mkfs P] [--bringfs P]
+#                           [--util "50 70 90"] [--pattern "uniform hotcold"]
 #
 # Prints, per utilisation (50, 70, 90 %) and pattern (uniform, hotcold):
 #   bench=wa util=<u> pattern=<p> wa=<v> user_mib=<v> cleaned_segments=<n> mib_s=<v>
@@ -22,6 +23,8 @@ size=1G
 times=3
 MKFS=$REPO/build/mkfs/mkfs.bringfs
 BRINGFS=$REPO/build/fs/bringfs
+utils="50 70 90"
+patterns="uniform hotcold"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) size=256M; times=2 ;;
@@ -29,6 +32,8 @@ while [ $# -gt 0 ]; do
 	--dir) base=$2; shift ;;
 	--mkfs) MKFS=$2; shift ;;
 	--bringfs) BRINGFS=$2; shift ;;
+	--util) utils=$2; shift ;;
+	--pattern) patterns=$2; shift ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
 	*) echo "wa-bench: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -87,8 +92,8 @@ run() { # UTIL PATTERN
 	rm -f "$T/img"
 }
 
-for util in 50 70 90; do
-	for pattern in uniform hotcold; do
+for util in $utils; do
+	for pattern in $patterns; do
 		run "$util" "$pattern"
 	done
 done
