@@ -112,6 +112,39 @@ int br_super_geometry(uint64_t dev_size, uint64_t seg_size, uint32_t buf_size,
 	return 0;
 }
 
+void br_super_default_sizes(uint64_t dev_size, uint64_t *seg_size,
+			    uint32_t *buf_size)
+{
+	uint64_t unit, lo, hi, seg, logsz;
+
+	if (*seg_size) {
+		if (!*buf_size)
+			*buf_size = BR_BUF_SIZE_DEFAULT;
+		return;
+	}
+	/* segment candidates: unit * 2^k in [lo, hi] */
+	unit = *buf_size ? *buf_size : BR_BLOCK_SIZE;
+	lo = unit;
+	while (lo < BR_SEG_SIZE_AUTO_MIN)
+		lo <<= 1;
+	hi = BR_SEG_SIZE_DEFAULT > lo ? BR_SEG_SIZE_DEFAULT : lo;
+	/* segment 0 and the backup block are not log */
+	logsz = br_super_backup_off(dev_size);
+	seg = lo;
+	while (seg * 2 <= hi && logsz / (seg * 2) >= 1 + BR_SEG_COUNT_GOAL)
+		seg *= 2;
+	*seg_size = seg;
+	if (!*buf_size) {
+		uint64_t b = seg / BR_SEG_BUFS_MIN;
+
+		if (b > BR_BUF_SIZE_DEFAULT)
+			b = BR_BUF_SIZE_DEFAULT;
+		if (b < BR_BUF_SIZE_MIN)
+			b = BR_BUF_SIZE_MIN;
+		*buf_size = (uint32_t)b;
+	}
+}
+
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF. */
 static bool utf8_valid(const unsigned char *s, size_t len)
 {

@@ -79,6 +79,38 @@ int br_super_geometry(uint64_t dev_size, uint64_t seg_size, uint32_t buf_size,
 		      struct br_super *sb, char *why, size_t why_len);
 
 /*
+ * The sizes mkfs uses when none are given (mkfs.bringfs.8, LIMITS).
+ *
+ * Segment size: the largest power of two from BR_SEG_SIZE_AUTO_MIN to
+ * BR_SEG_SIZE_DEFAULT (format.h) that still gives the log at least
+ * BR_SEG_COUNT_GOAL log segments (segment 0 is not log); the smallest
+ * when none does.  Why a count:
+ * a fixed handful of segments is never available to user data (the
+ * BR_SEG_RESERVE reserve, the log's current and next segment, the
+ * cleaner's head and the segments writers clean from, about 7 in all);
+ * with 8 MiB segments a 256 MiB image has 31, so that overhead alone is a
+ * fifth of the device and 90 % utilisation cannot even be reached.  With
+ * 256 segments it is under 3 %.  Big devices keep BR_SEG_SIZE_DEFAULT:
+ * fewer segment switches, and a cleaner victim is read in one large I/O.
+ *
+ * Buffer size: BR_BUF_SIZE_DEFAULT, but no more than a segment /
+ * BR_SEG_BUFS_MIN: a buffer that does not fit in what is left of a
+ * segment goes to the next one and the tail is lost (a buffer sealed
+ * early by fsync or a checkpoint leaves such tails), so a segment must
+ * hold several buffers for that loss to stay small.
+ *
+ * *seg_size / *buf_size: 0 = choose (in), the choice (out); a size the
+ * caller gave is kept (a buffer size given steers the segment size: the
+ * segment is then its power-of-two multiple, at least the buffer).  The
+ * result is not checked: br_super_geometry does that.
+ */
+#define BR_SEG_COUNT_GOAL 256u
+#define BR_SEG_SIZE_AUTO_MIN (1ull << 20)
+#define BR_SEG_BUFS_MIN 4u
+void br_super_default_sizes(uint64_t dev_size, uint64_t *seg_size,
+			    uint32_t *buf_size);
+
+/*
  * Validate *sb as br_super_decode would (geometry, label, uuid, features);
  * 0, BR_ERR_CORRUPT or BR_ERR_UNSUPPORTED; `why` as above (may be NULL).
  */

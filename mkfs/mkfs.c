@@ -43,8 +43,9 @@ struct opts {
 	const char *target;
 	const char *label;	/* NULL: no label */
 	uint64_t size;		/* bytes, 0: not given */
-	uint64_t seg_size;	/* bytes */
-	uint64_t buf_size;	/* bytes */
+	uint64_t seg_size;	/* bytes, 0: chosen from the size */
+	uint64_t buf_size;	/* bytes, 0: chosen from the segment size */
+	bool seg_given, buf_given;	/* -S / -b (even 0, refused later) */
 	bool force, quiet, dry_run, keep;
 };
 
@@ -96,9 +97,9 @@ static void usage(FILE *f)
 "  -s, --size SIZE          filesystem size; required for a new file, extends\n"
 "                           or shrinks an existing file (default: its size)\n"
 "  -b, --buffer-size SIZE   log buffer size, 64K..64M, multiple of 4096\n"
-"                           (default 1M)\n"
+"                           (default 1M, at most a quarter of a segment)\n"
 "  -S, --segment-size SIZE  segment size, multiple of the buffer size, up to\n"
-"                           1G (default 8M)\n"
+"                           1G (default: 1M..8M, for at least 256 segments)\n"
 "  -L, --label LABEL        volume label, at most 63 bytes of UTF-8\n"
 "  -f, --force              format even if TARGET holds a filesystem or a\n"
 "                           partition table\n"
@@ -209,10 +210,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'b':
 			if (parse_size_opt("buffer size", optarg, &o->buf_size))
 				return -EINVAL;
+			o->buf_given = true;
 			break;
 		case 'S':
 			if (parse_size_opt("segment size", optarg, &o->seg_size))
 				return -EINVAL;
+			o->seg_given = true;
 			break;
 		case 'V':
 			printf(PROG " %s\n", BR_VERSION);
@@ -540,6 +543,8 @@ static int inspect(const struct opts *o, struct target *t, struct br_super *sb)
 {
 	char why[160];
 	struct stat st;
+	uint64_t seg_size;
+	uint32_t buf_size;
 	int err;
 
 	memset(t, 0, sizeof(*t));
@@ -633,8 +638,21 @@ static int inspect(const struct opts *o, struct target *t, struct br_super *sb)
 	}
 
 geometry:
-	err = br_super_geometry(t->size, o->seg_size, (uint32_t)o->buf_size, sb,
-				why, sizeof(why));
+	seg_size = o->seg_size;
+	buf_size = o->buf_given ? (uint32_t)o->buf_size : BR_BUF_SIZE_DEFAULT;
+	/* sizes not given scale with the device (super.h); a size given as
+	 * 0 stays 0 and is refused by br_super_geometry with its reason */
+	if (!o->seg_given || !o->buf_given) {
+		uint64_t s = o->seg_given ? seg_size : 0;
+		uint32_t b = o->buf_given ? buf_size : 0;
+
+		if (!(o->seg_given && !s) && !(o->buf_given && !b)) {
+			br_super_default_sizes(t->size, &s, &b);
+			seg_size = s;
+			buf_size = b;
+		}
+	}
+	err = br_super_geometry(t->size, seg_size, buf_size, sb, why, sizeof(why));
 	if (err) {
 		err_msg("%s", why);
 		return err;
@@ -777,10 +795,7 @@ static void summary(const struct opts *o, const struct target *t,
 
 int main(int argc, char **argv)
 {
-	struct opts o = {
-		.seg_size = BR_SEG_SIZE_DEFAULT,
-		.buf_size = BR_BUF_SIZE_DEFAULT,
-	};
+	struct opts o = { 0 };
 	struct target t;
 	struct br_super sb;
 	int err, status = 1;
