@@ -162,6 +162,19 @@ uint64_t br_ring_cur_seq(struct br_ring *r)
 	return cur_seq(atomic_load_explicit(&r->cur, memory_order_acquire));
 }
 
+uint32_t br_ring_room(struct br_ring *r)
+{
+	uint64_t c = atomic_load_explicit(&r->cur, memory_order_relaxed);
+	struct br_ring_buf *b = &r->bufs[cur_slot(c)];
+	/* relaxed: a hint only (ring.h); no data is read through it */
+	uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+	uint32_t off = st_off(st);
+
+	if ((st & ST_FREE) || off >= r->cfg.buf_size)
+		return br_ring_max_record(r);
+	return r->cfg.buf_size - off;
+}
+
 int br_ring_error(struct br_ring *r)
 {
 	return atomic_load_explicit(&r->err, memory_order_acquire);

@@ -129,6 +129,12 @@ struct br_ring_buf *br_ring_buf(struct br_ring *r, unsigned idx);
 /* Generation of the buffer currently accepting writes. */
 uint64_t br_ring_cur_seq(struct br_ring *r);
 
+/* Bytes a reservation could still get in the buffer accepting writes now,
+ * or br_ring_max_record() when it is sealed or not open yet (the next one
+ * will be empty).  A hint: writers race for the room; a record cut to it
+ * that no longer fits simply seals the buffer as any other would. */
+uint32_t br_ring_room(struct br_ring *r);
+
 /* Wait until every buffer with generation <= seq has been recycled or the
  * ring failed; 0 or the latched error. */
 int br_ring_drain(struct br_ring *r, uint64_t seq);

@@ -291,6 +291,13 @@ uint32_t br_store_max_record(const struct br_store *s)
 	return br_ring_max_record(s->ring) & ~(BR_REC_ALIGN - 1);
 }
 
+uint32_t br_store_room(struct br_store *s)
+{
+	uint32_t room = br_ring_room(s->ring), max = br_store_max_record(s);
+
+	return (room < max ? room : max) & ~(BR_REC_ALIGN - 1);
+}
+
 int br_store_reserve(struct br_store *s, uint32_t len, struct br_resv *r)
 {
 	uint32_t padded = br_rec_padded(len);

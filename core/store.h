@@ -109,6 +109,10 @@ int br_store_close(struct br_store *s);
 /* Largest record br_store_reserve() accepts (buffer size minus header). */
 uint32_t br_store_max_record(const struct br_store *s);
 
+/* Room left for one record in the buffer being filled (br_ring_room: a
+ * hint), a multiple of BR_REC_ALIGN, at most br_store_max_record(). */
+uint32_t br_store_room(struct br_store *s);
+
 /* Reserve `len` bytes (rounded up to BR_REC_ALIGN, padding zeroed) in the
  * current buffer.  Never blocks unless every buffer is sealed or in flight;
  * then waits for a completion.  -E2BIG if len > br_store_max_record(),

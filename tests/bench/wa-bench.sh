@@ -13,7 +13,15 @@
 #   bench=wa util=<u> pattern=<p> wa=<v> user_mib=<v> cleaned_segments=<n> mib_s=<v>
 # WA counts writes only; Sprite LFS's "write cost" also counts the
 # cleaner's reads: for segments cleaned at utilisation u, write cost
-# 2/(1-u) corresponds to WA 1/(1-u).
+# 2/(1-u) corresponds to WA 1/(1-u).  Utilisation is of the log (df's size).
+#
+# Throughput under cleaning (when 90 is among --util and uniform among
+# --pattern): the IOPS of the uniform overwrite at 90 % (fio's own
+# figure: the whole phase, so the cleaner's steady state) against the same
+# fio job on an empty filesystem (a file of 10 % of the log, overwritten
+# for the same number of bytes), same run:
+#   bench=clean-throughput util=90 iops_full=<v> iops_empty=<v> ratio=<v>
+# (the goal is ratio >= 0.5).
 # Cleans up on exit: unmounts, deletes the image.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -59,11 +67,14 @@ stat_of() { # NAME: one field of the stats xattr
 		sed -n "s/^$1 //p"
 }
 
-run() { # UTIL PATTERN
-	local util=$1 pattern=$2 total user0 dev0 user1 dev1 t0 t1 fill dist
+iops_full= iops_empty=
+run() { # UTIL PATTERN [empty]: with "empty", only the IOPS (iops_empty)
+	local util=$1 pattern=$2 mode=${3:-} total user0 dev0 user1 dev1 t0 t1 fill dist iops
 	"$MKFS" -q -f -s "$size" "$T/img" || exit 1
 	"$BRINGFS" -o cleaner=on "$T/img" "$T/mnt" || exit 1
-	total=$(( $(stat_of total_segments) * 8 * 1048576 ))	# default 8 MiB segments
+	# the log's size (df counts it all, the reserve as used); the
+	# overwrite volume is the same for every run of one --size
+	total=$(df -B1 --output=size "$T/mnt" | tail -n 1)
 	fill=$(( total * util / 100 / 1048576 ))M
 	if ! fio --name=fill --filename="$T/mnt/data" --rw=write --bs=1M --size="$fill" \
 		--direct=1 --end_fsync=1 --output=/dev/null 2>/dev/null; then
@@ -77,17 +88,27 @@ run() { # UTIL PATTERN
 	dist=random
 	[ "$pattern" = hotcold ] && dist=zoned:90/10:10/90
 	t0=$(date +%s.%N)
-	fio --name=over --filename="$T/mnt/data" --rw=randwrite --bs=4k \
+	# terse field 49: write IOPS
+	iops=$(fio --name=over --filename="$T/mnt/data" --rw=randwrite --bs=4k \
 		--size="$fill" --io_size=$(( total * times / 1048576 ))M \
 		--random_distribution="$dist" --direct=1 --ioengine=psync \
-		--end_fsync=1 --output=/dev/null || { echo "wa-bench: overwrite failed (ENOSPC?)" >&2; }
+		--end_fsync=1 --minimal 2>"$T/fio.err" | awk -F';' '{ print $49 }')
+	[ -n "$iops" ] || { echo "wa-bench: overwrite failed (ENOSPC?): $(head -c 300 "$T/fio.err")" >&2; iops=0; }
 	sync -f "$T/mnt/data"
 	t1=$(date +%s.%N)
+	if [ "$mode" = empty ]; then
+		iops_empty=$iops
+		fusermount3 -u "$T/mnt"
+		rm -f "$T/img"
+		return
+	fi
+	[ "$util" = 90 ] && [ "$pattern" = uniform ] && iops_full=$iops
 	user1=$(stat_of user_bytes); dev1=$(stat_of device_bytes)
 	awk -v u="$util" -v p="$pattern" -v du=$((user1 - user0)) -v dd=$((dev1 - dev0)) \
 		-v cs="$(stat_of cleaned_segments)" -v s="$(echo "$t1 - $t0" | bc)" \
-		'BEGIN { printf "bench=wa util=%d pattern=%s wa=%.2f user_mib=%.0f cleaned_segments=%s mib_s=%.1f\n",
-			u, p, du ? dd / du : 0, du / 1048576, cs, du / 1048576 / s }'
+		-v io="$iops" \
+		'BEGIN { printf "bench=wa util=%d pattern=%s wa=%.2f user_mib=%.0f cleaned_segments=%s mib_s=%.1f iops=%.0f\n",
+			u, p, du ? dd / du : 0, du / 1048576, cs, du / 1048576 / s, io }'
 	fusermount3 -u "$T/mnt"
 	rm -f "$T/img"
 }
@@ -97,3 +118,9 @@ for util in $utils; do
 		run "$util" "$pattern"
 	done
 done
+if [ -n "$iops_full" ]; then
+	run 10 uniform empty
+	awk -v f="$iops_full" -v e="$iops_empty" 'BEGIN {
+		printf "bench=clean-throughput util=90 iops_full=%.0f iops_empty=%.0f ratio=%.2f\n",
+			f, e, (e > 0 ? f / e : 0) }'
+fi
