@@ -63,13 +63,13 @@ br_near "df avail after truncate + rm = empty fs less the 1 MiB kept" $(( a0 - 1
 br_check "overwrite after the delete" \
 	dd if=/dev/urandom of="$BR_MNT/b" bs=1M count=1 conv=notrunc,fsync status=none
 
-# --- 3. small files to ENOSPC, every other one deleted -----------------------
+# --- 3. 512 KiB files to ENOSPC, every other one deleted -----------------------
 mkdir "$BR_MNT/d"
 n=0
-while head -c 262144 /dev/zero >"$BR_MNT/d/f$n" 2>/dev/null; do n=$((n + 1)); done
+while head -c 524288 /dev/zero >"$BR_MNT/d/f$n" 2>/dev/null; do n=$((n + 1)); done
 sync -f "$BR_MNT"
 w=$(du -s -B1 --apparent-size "$BR_MNT/d" | cut -f1)
-br_near "256 KiB files until ENOSPC ($n files) = df avail before" "$a1" "$w"
+br_near "512 KiB files until ENOSPC ($n files) = df avail before" "$a1" "$w"
 freed=0
 for ((i = 0; i < n; i += 2)); do
 	freed=$(( freed + $(size_of "$BR_MNT/d/f$i") ))
