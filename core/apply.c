@@ -15,6 +15,7 @@
 
 #include "checkpoint.h"
 #include "fsys_int.h"
+#include "segment.h"
 
 #define CORRUPT BR_ERR_CORRUPT
 
@@ -95,6 +96,12 @@ static void inode_free(struct br_fs *fs, struct br_inode *in)
 {
 	if (fs->ckpt)
 		br_ckpt_inode_gone(fs, in);
+	/* Its data dies with the record that took its last name (or a
+	 * later one about it): in->pos is at least that record's position,
+	 * the one a segment it frees must wait for (segment.h, "Reuse").
+	 * Freed outside fs_apply too (the last forget). */
+	if (fs->segs && in->pos > fs->segs->apply_pos)
+		fs->segs->apply_pos = in->pos;
 	br_map_inode_free(&fs->map, in);
 }
 
@@ -468,9 +475,42 @@ static int apply_data(struct br_fs *fs, const struct br_rec_data *r,
 	return 0;
 }
 
+/*
+ * The cleaner's move (format.h, BR_REC_RELOC): pieces still durable at
+ * their old address go to the copy.  Bounded like a data record: a copy
+ * fits in one log buffer.
+ */
+static int apply_reloc(struct br_fs *fs, const struct br_rec_reloc *r,
+		       uint32_t len, const struct fs_apply *ax)
+{
+	struct br_inode *in = br_map_inode_find(&fs->map, br_le64_get(r->h.ino));
+	uint64_t off = br_le64_get(r->off), n = br_le64_get(r->len);
+	uint64_t old = br_le64_get(r->old_addr), nw = br_le64_get(r->new_addr);
+
+	if (len < sizeof(*r) || n == 0 || n > BR_BUF_SIZE_MAX ||
+	    off > BR_MAX_FILE_SIZE || n > BR_MAX_FILE_SIZE - off ||
+	    old > UINT64_MAX - n || nw > UINT64_MAX - n ||
+	    !(fs->sb.feat_incompat & BR_FEATURE_INCOMPAT_RELOC))
+		return CORRUPT;
+	if (!in)
+		return 0;	/* deleted since: its data died with it */
+	if (!S_ISREG(in->mode))
+		return CORRUPT;
+	if (ax->dry)
+		return 0;
+	cow(fs, in);
+	return br_extmap_relocate(&in->ext, off, n, old, nw, NULL);
+}
+
 int fs_apply(struct br_fs *fs, const struct br_rec_header *h, uint32_t len,
 	     const struct fs_apply *ax)
 {
+	/* Durable bytes this record removes from a segment die at its
+	 * position (0 in replay: every replayed record is durable); the
+	 * segment table takes it from here (segment.h, "Reuse").  map_lock
+	 * is held for writing, which also protects apply_pos. */
+	if (!ax->dry && fs->segs)
+		fs->segs->apply_pos = ax->pos;
 	switch (br_le16_get(h->type)) {
 	case BR_REC_PAD:
 		return 0;
@@ -492,6 +532,8 @@ int fs_apply(struct br_fs *fs, const struct br_rec_header *h, uint32_t len,
 		return apply_xattr(fs, (const void *)h, len, ax, true);
 	case BR_REC_XATTR_DEL:
 		return apply_xattr(fs, (const void *)h, len, ax, false);
+	case BR_REC_RELOC:
+		return apply_reloc(fs, (const void *)h, len, ax);
 	case BR_REC_CKPT_CUT:
 	case BR_REC_CKPT_HEAD:
 	case BR_REC_CKPT_DATA:

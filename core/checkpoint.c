@@ -585,6 +585,18 @@ static int ckpt_write_locked(struct br_fs *fs)
 
 		wb_bytes(&w, &v, sizeof(v));
 	}
+	/* Segment ages as they are now (a little newer than the cut's:
+	 * only the cleaner's clock, never a correctness input) */
+	b = (struct br_ckpt_blob *)w.p;
+	b->age_off = br_le64_put(w.n);
+	for (uint64_t i = 0; i < nseg; i++) {
+		br_le64 v = br_le64_put(0);
+
+		if (fs->segs && i < fs->segs->nseg)
+			v = br_le64_put(atomic_load_explicit(
+				&fs->segs->v[i].newest, memory_order_relaxed));
+		wb_bytes(&w, &v, sizeof(v));
+	}
 	err = w.err;
 	if (err)
 		goto out;
@@ -598,11 +610,11 @@ static int ckpt_write_locked(struct br_fs *fs)
 	err = br_slot_write(fs->fd, &fs->sb, c->next_which, &slot);
 	if (err)
 		goto out;
-	/* The blob's usage is exactly what this checkpoint reaches: segments
-	 * it does not reach and that hold nothing newer than its roll point
-	 * are free from now on (segment.h, "Reuse"). */
+	/* Segments that hold nothing newer than its roll point (and nothing
+	 * live, killed by durable records) are free from now on
+	 * (segment.h, "Reuse"). */
 	if (fs->segs)
-		br_seg_ckpt_durable(fs->segs, sc.usage, slot.roll_seq);
+		br_seg_ckpt_durable(fs->segs, slot.roll_seq);
 	br_store_stats(fs->store, &ss);
 	c->bytes_base = ss.bytes;
 	c->next_which ^= 1;
@@ -945,19 +957,27 @@ static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
 	const struct br_ckpt_blob *b = (const void *)blob;
 	struct br_ckpt *c = fs->ckpt;
 	struct rbuf r = { .p = blob, .n = len };
-	uint64_t n, uoff, nseg, next_ino, *usage, *stored;
+	uint64_t n, uoff, aoff, nseg, next_ino, *usage, *stored, tables;
+	uint32_t ver;
 	int err = 0;
 
 	if (len < sizeof(*b) || br_le32_get(b->magic) != BR_CKPT_MAGIC ||
-	    br_le32_get(b->version) != BR_CKPT_VERSION ||
 	    br_le64_get(b->gen) != gen)
+		return CORRUPT;
+	ver = br_le32_get(b->version);
+	if (ver != 1 && ver != BR_CKPT_VERSION)
 		return CORRUPT;
 	n = br_le64_get(b->ninodes);
 	uoff = br_le64_get(b->usage_off);
+	aoff = br_le64_get(b->age_off);
 	nseg = br_le64_get(b->nseg);
 	next_ino = br_le64_get(b->next_ino);
+	/* version 1: usage table only; 2: usage then age table */
+	tables = ver == 1 ? 1 : 2;
 	if (nseg != fs->sb.seg_count || uoff % 8 || uoff < sizeof(*b) ||
-	    uoff > len || (len - uoff) / 8 != nseg || (len - uoff) % 8)
+	    uoff > len || (len - uoff) % 8 || (len - uoff) / 8 / tables != nseg ||
+	    (len - uoff) / 8 % tables ||
+	    (ver == 1 ? aoff != 0 : aoff != uoff + 8 * nseg))
 		return CORRUPT;
 	usage = calloc(nseg ? nseg : 1, sizeof(*usage));
 	stored = calloc(nseg ? nseg : 1, sizeof(*stored));
@@ -985,6 +1005,12 @@ static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
 		stored[i] = br_le64_get(v);
 		if (stored[i] != usage[i])
 			c->st.usage_mismatch++;
+		/* the cleaner's clock survives the remount (roll-forward
+		 * raises what the tail places) */
+		if (aoff && fs->segs && i < fs->segs->nseg) {
+			memcpy(&v, blob + aoff + i * 8, sizeof(v));
+			br_seg_age(fs->segs, i, br_le64_get(v));
+		}
 	}
 	free(c->loaded_usage);
 	c->loaded_usage = stored;
@@ -1266,9 +1292,7 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *out, char *why,
 		c->st.tail_buffers = rp.buffers;
 		c->st.tail_records = rc.applied;
 		if (fs->segs)
-			br_seg_ckpt_durable(fs->segs, sl->ckpt_addr ?
-					    c->loaded_usage : NULL,
-					    sl->roll_seq);
+			br_seg_ckpt_durable(fs->segs, sl->roll_seq);
 		*out = rp;
 		return 0;
 	}

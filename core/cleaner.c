@@ -41,6 +41,8 @@ struct br_cleaner {
 	struct mv_range *rv;		/* live ranges of one record */
 	size_t nr, rcap;
 	uint64_t pass_moved;		/* bytes switched by this pass */
+	uint64_t last_pos;		/* position of the newest RELOC record
+					 * (0: none since the last sync) */
 
 	pthread_mutex_t tlock;		/* thread control: stop, running */
 	pthread_cond_t tcond;
@@ -67,6 +69,7 @@ struct mv_range {
 };
 
 void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
+void (*br_cleaner_synced_hook)(struct br_fs *fs);
 
 struct scored {
 	double score;
@@ -87,54 +90,32 @@ static int by_score(const void *a, const void *b)
 	return x->seg < y->seg ? -1 : x->seg > y->seg;
 }
 
-/*
- * Bytes the checkpoint at the end of a pass will take (its blob, the
- * usage table, the records around it), from the map's size.  A generous
- * estimate: an underestimate could leave the checkpoint without room.
- */
-static uint64_t ckpt_estimate(struct br_fs *fs)
-{
-	struct br_inode *in, *tmp;
-	uint64_t b = 0;
-
-	pthread_rwlock_rdlock(&fs->map_lock);
-	HASH_ITER(hh, fs->map.inodes, in, tmp) {
-		struct br_xattr *x, *xt;
-
-		b += sizeof(struct br_ckpt_inode) + 64;
-		b += in->ext.next * sizeof(struct br_ckpt_extent);
-		b += in->dir.live * (32 + 64);
-		if (in->target)
-			b += strlen(in->target) + 8;
-		HASH_ITER(hh, in->xattrs, x, xt)
-			b += 32 + x->namelen + x->size;
-	}
-	pthread_rwlock_unlock(&fs->map_lock);
-	b += fs->sb.seg_count * 8;
-	/* record headers per piece, buffer headers, the cut's buffer and
-	 * the blob's last one rounded up to blocks */
-	return b + b / 8 + (64u << 10);
-}
-
-/* Bytes of log that moving `live` bytes takes: data record headers
- * (24 bytes per record of >= 4 KiB in the worst case that matters) and
- * buffer tails. */
+/* Bytes of log that moving `live` bytes takes: data record headers in
+ * the head and RELOC records in the log (24 and 48 bytes per piece of
+ * >= 4 KiB in the worst case that matters) and buffer tails. */
 static uint64_t move_cost(uint64_t live)
 {
-	return live + live / 64 + 2 * BR_BLOCK_SIZE;
+	return live + live / 64 + live / 64 + 2 * BR_BLOCK_SIZE;
 }
 
 /*
  * Choose victims (run_lock held).  Returns how many (in c->vict), 0 if no
- * pass is worth it; *cost gets the log bytes the pass will write.
+ * pass is worth it; *cost gets the log bytes the pass will write.  Only
+ * segments with nothing newer than the newest durable checkpoint's roll
+ * point are taken (the others would not be free after the pass);
+ * when no pass is worth it, *blocked says whether a checkpoint would
+ * make another segment a victim.
  */
 static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
-		   uint64_t *cost)
+		   uint64_t *cost, bool *blocked)
 {
 	struct br_segtab *t = fs->segs;
-	uint64_t seg = t->seg_size, now, nfree, budget, ck, used;
+	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
 	size_t n, nv = 0, nvict = 0;
+	double best_blocked = -1.0;	/* any blocked candidate: >= 0 */
 
+	*blocked = false;
+	roll = br_seg_ckpt_seq(t);
 	n = br_seg_candidates(t, c->cand, t->nseg, &now);
 	for (size_t i = 0; i < n; i++) {
 		double u = (double)c->cand[i].live / (double)seg;
@@ -142,6 +123,13 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 
 		if (c->cand[i].live >= seg)
 			continue;	/* nothing to gain */
+		if (c->cand[i].newest >= roll) {
+			double sc = (1.0 - u) * age / (1.0 + u);
+
+			if (sc > best_blocked)
+				best_blocked = sc;
+			continue;
+		}
 		c->vict[nv].score = (1.0 - u) * age / (1.0 + u);
 		c->vict[nv].seg = c->cand[i].seg;
 		c->vict[nv].live = c->cand[i].live;
@@ -149,17 +137,18 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 		c->vict[nv].gen = c->cand[i].gen;
 		nv++;
 	}
-	if (!nv)
+	if (!nv) {
+		*blocked = best_blocked >= 0;
 		return 0;
+	}
 	qsort(c->vict, nv, sizeof(*c->vict), by_score);
 	nfree = br_seg_nfree(t);
-	ck = ckpt_estimate(fs);
 	/* one free segment stays for metadata records (unlink, truncate)
 	 * whatever happens to this pass */
 	budget = nfree > 1 ? (nfree - 1) * seg : 0;
 	if (c->head)	/* what is left of the head takes moves first */
 		budget += seg - (c->hoff < seg ? c->hoff : seg);
-	used = ck;
+	used = 0;
 	for (size_t i = 0; i < nv && nvict < want; i++) {
 		uint64_t m = move_cost(c->vict[i].live);
 
@@ -169,8 +158,10 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 		c->vict[nvict++] = c->vict[i];
 	}
 	/* worth it only if it gains at least an eighth of a segment */
-	if (!nvict || nvict * seg < used + seg / 8)
+	if (!nvict || nvict * seg < used + seg / 8) {
+		*blocked = best_blocked >= 0;
 		return 0;
+	}
 	*cost = used;
 	return nvict;
 }
@@ -229,7 +220,7 @@ static int live_ranges(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
 	return lc.err;
 }
 
-static int switch_pieces(struct br_fs *fs, struct br_cleaner *c);
+static int log_relocs(struct br_fs *fs, struct br_cleaner *c);
 
 /* Write the gathered buffer at the head.  0 or -errno. */
 static int head_flush(struct br_fs *fs, struct br_cleaner *c)
@@ -294,12 +285,12 @@ static int head_put(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
 			    head_cap(fs, c) >= hdr + rh + BR_BLOCK_SIZE)
 				continue;
 			/* Only the open head is kept from the allocator:
-			 * switch what this one holds before leaving it (a
+			 * relocate what this one holds before leaving it (a
 			 * segment nothing points at yet would be free). */
 			if (!err && c->np)
 				err = fdatasync(fs->fd) ? -errno : 0;
 			if (!err)
-				err = switch_pieces(fs, c);
+				err = log_relocs(fs, c);
 			if (!err)
 				err = br_seg_take_head(fs->segs, &c->head);
 			if (err)
@@ -435,77 +426,113 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
 	return 0;
 }
 
-/*
- * Point the map at the copies (run_lock held; the copies are durable).
- * Under map_lock (write) each piece's bytes that are still durable at
- * their old address, in a victim not handed out since its candidate row,
- * switch to the copy, as a data record at the copy's address would on
- * replay (fs_apply: same size, no new time, checkpoint copy-on-write);
- * what a user changed meanwhile stays.  Adds the bytes switched to
- * pass_moved.  0 or -ENOMEM.
- */
-static int switch_pieces(struct br_fs *fs, struct br_cleaner *c)
+/* Set BR_FEATURE_INCOMPAT_RELOC in both superblocks, durably, before the
+ * first RELOC record (format.h): an older bringfs then refuses the image
+ * instead of stopping its replay at the record.  Only the cleaner
+ * (run_lock) changes the bit; apply reads it under map_lock. */
+static int reloc_feature(struct br_fs *fs)
 {
-	int err = 0;
+	struct br_super sb;
+	int err;
 
-	for (size_t i = 0; i < c->np && !err; ) {
-		size_t end = i + 64 < c->np ? i + 64 : c->np;
-
-		/* a batch per hold: readers and writers get in between */
-		pthread_rwlock_wrlock(&fs->map_lock);
-		for (; i < end && !err; i++) {
-			const struct piece *pc = &c->pv[i];
-			const struct scored *v = &c->vict[pc->vi];
-
-			if (br_seg_gen(fs->segs, v->seg) != v->gen)
-				continue;
-			err = live_ranges(fs, c, pc->ino, pc->src, pc->off,
-					  pc->len);
-			for (size_t j = 0; j < c->nr && !err; j++) {
-				struct br_rec_data r = { 0 };
-				uint64_t d = c->rv[j].off - pc->off;
-				struct fs_apply ax = {
-					.data = { .kind = BR_EXT_DURABLE,
-						  .v = pc->dst + d } };
-
-				r.h.type = br_le16_put(BR_REC_DATA);
-				r.h.len = br_le32_put((uint32_t)(sizeof(r) +
-							       c->rv[j].len));
-				r.h.ino = br_le64_put(pc->ino);
-				r.off = br_le64_put(c->rv[j].off);
-				err = fs_apply(fs, &r.h, (uint32_t)(sizeof(r) +
-							      c->rv[j].len),
-					       &ax);
-				if (!err)
-					c->pass_moved += c->rv[j].len;
-			}
-		}
-		pthread_rwlock_unlock(&fs->map_lock);
-	}
-	c->np = 0;
-	return err == BR_ERR_CORRUPT ? -EIO : err;
+	pthread_rwlock_rdlock(&fs->map_lock);
+	sb = fs->sb;
+	pthread_rwlock_unlock(&fs->map_lock);
+	if (sb.feat_incompat & BR_FEATURE_INCOMPAT_RELOC)
+		return 0;
+	sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC;
+	err = br_super_write(fs->fd, &sb);	/* synced */
+	if (err)
+		return err;
+	pthread_rwlock_wrlock(&fs->map_lock);
+	fs->sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC;
+	pthread_rwlock_unlock(&fs->map_lock);
+	return 0;
 }
 
 /*
- * One pass (run_lock held): pick, move, checkpoint.  Returns the number
- * of victims cleaned (> 0), 0 if nothing was worth doing, or -errno.
+ * Point the map at the copies (run_lock held; the copies are durable):
+ * one RELOC record per piece, logged and applied like any change
+ * (fs_log_reloc: under the inode's lock, reserve, apply, commit).  Each
+ * piece's bytes still durable at their old address, in a victim not
+ * handed out since its candidate row, switch to the copy; what a user
+ * changed meanwhile stays, and a piece that died whole costs no record.
+ * Adds the bytes switched to pass_moved and notes the last record's
+ * position in last_pos (the pass syncs it: its victims are free once it
+ * is durable, segment.h "Reuse").  0 or -errno.
+ */
+static int log_relocs(struct br_fs *fs, struct br_cleaner *c)
+{
+	int err = c->np ? reloc_feature(fs) : 0;
+
+	for (size_t i = 0; i < c->np && !err; i++) {
+		const struct piece *pc = &c->pv[i];
+		const struct scored *v = &c->vict[pc->vi];
+		struct br_rec_reloc r;
+
+		memset(&r, 0, sizeof(r));
+		r.h.type = br_le16_put(BR_REC_RELOC);
+		r.h.len = br_le32_put(sizeof(r));
+		r.h.ino = br_le64_put(pc->ino);
+		r.off = br_le64_put(pc->off);
+		r.len = br_le64_put(pc->len);
+		r.old_addr = br_le64_put(pc->src);
+		r.new_addr = br_le64_put(pc->dst);
+		err = fs_log_reloc(fs, &r, v->seg, v->gen, &c->last_pos,
+				   &c->pass_moved);
+	}
+	c->np = 0;
+	return err;
+}
+
+/* A checkpoint taken by the cleaner (its bytes counted in ckpt_bytes). */
+static int clean_ckpt(struct br_fs *fs, struct br_cleaner *c)
+{
+	struct br_store_stats s1, s2;
+	int err;
+
+	br_store_stats(fs->store, &s1);
+	err = br_ckpt_write(fs);
+	br_store_stats(fs->store, &s2);
+	atomic_fetch_add_explicit(&c->ckpt_bytes, s2.bytes - s1.bytes,
+				  memory_order_relaxed);
+	return err;
+}
+
+/*
+ * One pass (run_lock held): pick, move, relocate, sync.  Returns the
+ * number of victims cleaned (> 0), 0 if nothing was worth doing, or
+ * -errno.
  */
 static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 {
 	struct br_seg_space sp;
-	struct br_store_stats s1, s2;
 	uint64_t cost = 0, moved = 0, seg = fs->segs->seg_size;
+	bool blocked = false;
 	size_t nv;
-	int err = 0;
+	int err = 0, serr;
 
-	nv = pick(fs, c, want, &cost);
+	nv = pick(fs, c, want, &cost, &blocked);
+	if (!nv && blocked) {
+		/* the victims worth taking hold records newer than the
+		 * checkpoint's roll point: they could not be freed before
+		 * the next one, so take it now (checkpoint.h) */
+		err = clean_ckpt(fs, c);
+		if (err)
+			return err;
+		nv = pick(fs, c, want, &cost, &blocked);
+	}
 	if (!nv) {
-		/* dead segments only wait for a checkpoint */
-		br_seg_space(fs->segs, &sp);
+		/* empty segments wait for the records that emptied them to
+		 * be durable, or for a checkpoint */
 		atomic_fetch_add_explicit(&c->no_progress, 1,
 					  memory_order_relaxed);
-		if (sp.dead_segs)
-			err = br_ckpt_write(fs);
+		err = br_store_sync_all(fs->store);
+		if (!err) {
+			br_seg_space(fs->segs, &sp);
+			if (sp.dead_segs)
+				err = clean_ckpt(fs, c);
+		}
 		return err ? err : 0;
 	}
 	atomic_store_explicit(&c->held, (cost + seg - 1) / seg + 1,
@@ -519,39 +546,38 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 	}
 	c->np = 0;
 	c->pass_moved = 0;
+	c->last_pos = 0;
 	for (size_t i = 0; i < nv && !err; i++) {
 		err = move_segment(fs, c, i);
 		if (!err && br_cleaner_moved_hook)
 			br_cleaner_moved_hook(fs, i + 1);
 	}
-	/* the copies are durable before anything points at them: a
-	 * checkpoint taken at any moment from here on may reference them */
+	/* the copies are durable before any record points at them: a
+	 * RELOC that survives a crash finds its copy */
 	if (!err)
 		err = head_flush(fs, c);
 	if (!err && c->np)
 		err = fdatasync(fs->fd) ? -errno : 0;
 	if (err) {
-		/* nothing switched: the head's tail is unknown, start over
-		 * in a fresh segment next time */
+		/* nothing of this head relocated: its tail is unknown,
+		 * start over in a fresh segment next time */
 		c->np = 0;
 		c->olen = 0;
 		c->hoff = fs->segs->seg_size;
 	} else {
-		err = switch_pieces(fs, c);
+		err = log_relocs(fs, c);
 	}
+	if (!err && c->last_pos && br_cleaner_synced_hook)
+		br_cleaner_synced_hook(fs);
 	moved = c->pass_moved;
-	/* even after a failed move: what switched is durable and in the
-	 * map, and the checkpoint makes the fully moved victims free */
-	br_store_stats(fs->store, &s1);
-	if (!br_store_error(fs->store)) {
-		int cerr = br_ckpt_write(fs);
-
+	/* even after a failed move: what was relocated frees its victims
+	 * once its records are durable (segment.h, "Reuse"); no checkpoint */
+	if (c->last_pos) {
+		serr = br_store_sync(fs->store, c->last_pos);
 		if (!err)
-			err = cerr;
+			err = serr;
+		c->last_pos = 0;
 	}
-	br_store_stats(fs->store, &s2);
-	atomic_fetch_add_explicit(&c->ckpt_bytes, s2.bytes - s1.bytes,
-				  memory_order_relaxed);
 	atomic_store_explicit(&c->held, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->moved, moved, memory_order_relaxed);
 	if (err)

@@ -153,5 +153,9 @@ void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st);
  * called by a pass after each victim it moved, before its checkpoint,
  * with no filesystem lock held.  NULL: none. */
 extern void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
+/* Test hook: called by a pass once its copies are written and synced and
+ * their RELOC records logged and applied, before those records are
+ * synced (no filesystem lock held).  NULL: none. */
+extern void (*br_cleaner_synced_hook)(struct br_fs *fs);
 
 #endif /* BR_CLEANER_H */

@@ -129,11 +129,10 @@ static_assert(sizeof(struct br_buf_header) == 48, "on-disk ABI");
  * with the same header and data records, back to back from the segment's
  * start, but not linked into the chain: seq = BR_SEQ_OFF_CHAIN | n (n
  * strictly increasing), nonce = prev_nonce = 0, next_seg = 0.  Recovery
- * never follows one (the chain's seq never has bit 63 set); a checkpoint
- * is what makes their data reachable (the moved data is synced before any
- * extent points at it).  Walks of a segment (cleaner, fsck) take them
- * like any buffer.  Older code reads such images unchanged: no version
- * bump.
+ * never follows one (the chain's seq never has bit 63 set); a RELOC record
+ * in the chain (or a checkpoint) is what makes their data reachable (the
+ * moved data is synced before any record points at it).  Walks of a
+ * segment (cleaner, fsck) take them like any buffer.
  */
 #define BR_SEQ_OFF_CHAIN (1ull << 63)
 
@@ -210,13 +209,23 @@ static inline uint32_t br_rec_padded(uint32_t len)
 #define BR_SEG_COUNT_MAX (1ull << 32)
 
 /*
- * Feature words.  No feature is defined in version 1; the *_SUPP masks are
- * what this code understands.  Define a bit here with its meaning and add it
- * to the matching mask when the code supports it.
+ * Feature words.  The *_SUPP masks are what this code understands.  Define
+ * a bit here with its meaning and add it to the matching mask when the
+ * code supports it.
+ *
+ * INCOMPAT_RELOC: the log may hold BR_REC_RELOC records (the cleaner's
+ * moves).  Code that does not know them would stop replay at the first
+ * one (or, worse, a reader that skipped unknown records would map moved
+ * data at its old address, in a segment reused since), so the bit is set
+ * in both superblocks, durably, before the first RELOC record is written
+ * (core/cleaner.c); mkfs leaves it clear.  The version stays 1: the bit
+ * alone is what tells an older reader to refuse.
  */
+#define BR_FEATURE_INCOMPAT_RELOC (1ull << 0)
+
 #define BR_FEATURE_COMPAT_SUPP 0ull	/* unknown: ignored */
 #define BR_FEATURE_RO_COMPAT_SUPP 0ull	/* unknown: read-only mount only */
-#define BR_FEATURE_INCOMPAT_SUPP 0ull	/* unknown: refuse to mount */
+#define BR_FEATURE_INCOMPAT_SUPP BR_FEATURE_INCOMPAT_RELOC /* unknown: refuse */
 
 /* At byte 0 of the device and, as a backup, of its last whole block. */
 struct br_super_block {
@@ -313,6 +322,8 @@ enum br_meta_rec_type {
 	BR_REC_PUNCH = 21,	/* br_rec_punch: drop file data in a range */
 	BR_REC_XATTR_SET = 22,	/* br_rec_xattr + name + value */
 	BR_REC_XATTR_DEL = 23,	/* br_rec_xattr + name (value_len 0) */
+	BR_REC_RELOC = 24,	/* br_rec_reloc: the cleaner moved data
+				 * (needs BR_FEATURE_INCOMPAT_RELOC) */
 };
 
 struct br_disk_time {
@@ -404,6 +415,27 @@ struct br_rec_xattr {
 };
 static_assert(sizeof(struct br_rec_xattr) == 40, "on-disk ABI");
 
+/*
+ * The cleaner moved file data (core/cleaner.h): the bytes of h.ino in
+ * [off, off + len) that lay at log address old_addr + (x - off) were
+ * copied, durably before this record was written, to new_addr + (x - off).
+ * Applying it maps to the copy every piece of the range that the map
+ * still has DURABLE at exactly its old address; a piece mapped anywhere
+ * else (overwritten, punched, truncated since the copy was made) or not
+ * at all stays as it is, and a record about a deleted inode is ignored.
+ * The result depends on the map alone, so replay does what the live
+ * filesystem did.  File size and times do not change.  The copies live in
+ * buffers outside the chain (BR_SEQ_OFF_CHAIN) that replay never reads.
+ */
+struct br_rec_reloc {
+/*00*/	struct br_rec_header h;	/* BR_REC_RELOC */
+/*10*/	br_le64 off;		/* file offset of the first byte */
+/*18*/	br_le64 len;		/* bytes, >= 1 */
+/*20*/	br_le64 old_addr;	/* log address of byte `off` before */
+/*28*/	br_le64 new_addr;	/* log address of its copy */
+};
+static_assert(sizeof(struct br_rec_reloc) == 48, "on-disk ABI");
+
 /* --- end of metadata records --------------------------------------- */
 
 /* ------------------------------------------------------------------ */
@@ -468,6 +500,7 @@ static_assert(sizeof(struct br_rec_ckpt_data) == 32, "on-disk ABI");
  *   ninodes x { struct br_ckpt_inode, symlink target, xattrs, dirents,
  *               extents }   (a directory's entries in readdir order)
  *   nseg x br_le64          segment usage table at usage_off
+ *   nseg x br_le64          segment age table at age_off (version 2)
  *
  * Only inodes that have a name (nlink > 0) are stored: an inode that lost
  * its last name is deleted by replay too.  Extents hold durable log
@@ -475,10 +508,13 @@ static_assert(sizeof(struct br_rec_ckpt_data) == 32, "on-disk ABI");
  * each segment, index = address / seg_size (segment 0 holds no log);
  * metadata records and the checkpoint itself are not counted (a cleaner
  * must also keep the segments from the roll point on, and those of the
- * two newest checkpoints).
+ * two newest checkpoints).  Segment age: the newest buffer seq placed in
+ * (or, for the cleaner's heads, moved into) each segment, 0 = none; the
+ * cleaner's cost-benefit clock (core/segment.h), so it survives a
+ * remount.  Version 1 blobs have no age table (age_off 0).
  */
 #define BR_CKPT_MAGIC 0x504b4342u	/* bytes "BCKP" */
-#define BR_CKPT_VERSION 1u
+#define BR_CKPT_VERSION 2u		/* written; 1 is still read */
 
 struct br_ckpt_blob {
 /*00*/	br_le32 magic;		/* BR_CKPT_MAGIC */
@@ -489,7 +525,9 @@ struct br_ckpt_blob {
 /*20*/	br_le64 usage_off;	/* blob offset of the usage table */
 /*28*/	br_le64 nseg;		/* usage entries: the superblock's seg_count */
 /*30*/	br_le64 data_bytes;	/* sum of all extent lengths */
-/*38*/	br_le64 reserved;	/* zero */
+/*38*/	br_le64 age_off;	/* blob offset of the age table (version
+				 * 2: = usage_off + 8 * nseg; version 1:
+				 * zero) */
 };
 static_assert(sizeof(struct br_ckpt_blob) == 64, "on-disk ABI");
 

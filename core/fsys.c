@@ -475,6 +475,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 		br_why(why, why_len, "cannot start the log on %s: %s", image, strerror(-err));
 		goto fail;
 	}
+	br_seg_set_store(fs->segs, fs->store);	/* dead_pos waits for it */
 	fs->max_data = br_store_max_record(fs->store) - (uint32_t)sizeof(struct br_rec_data);
 	if (fs->max_data > MAX_DATA_PER_RECORD)
 		fs->max_data = MAX_DATA_PER_RECORD;
@@ -535,6 +536,7 @@ int br_fs_close(struct br_fs *fs)
 	if (!br_store_error(fs->store) && br_ckpt_needed(fs))
 		cerr = br_ckpt_write(fs);
 	err = br_store_close(fs->store);
+	br_seg_set_store(fs->segs, NULL);
 	fs_free(fs);
 	return err ? err : cerr;
 }
@@ -1489,6 +1491,55 @@ out:
 	free(mc.v);
 	unpin(fs, in);
 	return err;
+}
+
+int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
+		 uint64_t seg, uint64_t gen, uint64_t *pos, uint64_t *moved)
+{
+	uint64_t ino = br_le64_get(rec->h.ino), off = br_le64_get(rec->off);
+	uint64_t len = br_le64_get(rec->len), old = br_le64_get(rec->old_addr);
+	pthread_mutex_t *il = ilock(fs, ino);
+	struct fs_apply ax = { 0 };
+	struct br_inode *in;
+	struct br_resv r;
+	uint64_t live = 0;
+	int err;
+
+	if (get(fs, ino, &in))
+		return 0;	/* gone: its data died with it */
+	/* Under the inode's lock no write, truncate or punch of it comes
+	 * between the check and the apply; a completion only makes pending
+	 * bytes durable, never at old, and the pin keeps the inode. */
+	pthread_mutex_lock(il);
+	rdlock(fs);
+	/* the copy was read from seg in its use number gen (segment.h,
+	 * "Reuse generation") */
+	if (br_seg_gen(fs->segs, seg) == gen && S_ISREG(in->mode))
+		live = br_extmap_at(&in->ext, off, len, old);
+	unlock(fs);
+	err = 0;
+	if (!live)
+		goto out;	/* all dead: not worth a record */
+	err = br_store_reserve(fs->store, sizeof(*rec), &r);
+	if (err)
+		goto out;
+	memcpy(r.ptr, rec, sizeof(*rec));
+	ax.pos = r.pos;
+	wrlock(fs);
+	err = fs_apply(fs, (const struct br_rec_header *)r.ptr,
+		       sizeof(*rec), &ax);
+	unlock(fs);
+	if (err)
+		((struct br_rec_header *)r.ptr)->type = br_le16_put(BR_REC_PAD);
+	br_store_commit(fs->store, &r);
+	if (!err) {
+		*pos = r.pos;
+		*moved += live;
+	}
+out:
+	pthread_mutex_unlock(il);
+	unpin(fs, in);
+	return err == BR_ERR_CORRUPT ? -EIO : err;
 }
 
 ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,

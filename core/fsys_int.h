@@ -105,6 +105,20 @@ int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
 		 const uint8_t *src, uint32_t n, uint64_t seg, uint64_t gen,
 		 uint64_t *moved);
 
+/*
+ * Log and apply the cleaner's RELOC record `rec` (format.h) the way every
+ * change is logged: under the inode's lock, reserve, apply under map_lock
+ * (write), commit.  The copy at new_addr must be durable already.  The
+ * bytes at old_addr were read from segment seg while its reuse generation
+ * was gen; if seg has been handed out since, or no byte of the range is
+ * still durable at its old address, nothing is logged.  On a logged
+ * record, *pos gets its position and *moved grows by the bytes switched.
+ * Call with no lock held.  0 (also when the inode is gone), or -errno
+ * from the store, or -ENOMEM.
+ */
+int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
+		 uint64_t seg, uint64_t gen, uint64_t *pos, uint64_t *moved);
+
 /* Where a record lives, for apply: durable records carry their log address
  * (replay), live ones their position; data records a location. */
 struct fs_apply {

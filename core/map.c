@@ -392,6 +392,68 @@ unsigned br_extmap_complete(struct br_extmap *m, uint64_t key, unsigned idx,
 	return n;
 }
 
+/* Pieces mapped DURABLE at exactly old + (piece offset - off): counted,
+ * and the first one noted when `first` (the walk then stops there). */
+struct at_ctx {
+	uint64_t off, old;
+	uint64_t bytes;
+	uint64_t hit_off, hit_len;
+	bool first;
+};
+
+static int at_piece(void *ctx, uint64_t off, uint64_t len,
+		    const struct br_extent *e, uint64_t delta)
+{
+	struct at_ctx *a = ctx;
+	struct br_loc l;
+
+	if (!e)
+		return 0;
+	l = br_extent_loc(e, delta);
+	if (l.kind != BR_EXT_DURABLE || l.v != a->old + (off - a->off))
+		return 0;
+	a->bytes += len;
+	if (!a->first)
+		return 0;
+	a->hit_off = off;
+	a->hit_len = len;
+	return 1;
+}
+
+uint64_t br_extmap_at(const struct br_extmap *m, uint64_t off, uint64_t len,
+		      uint64_t old)
+{
+	struct at_ctx a = { .off = off, .old = old };
+
+	br_extmap_walk(m, off, len, at_piece, &a);
+	return a.bytes;
+}
+
+int br_extmap_relocate(struct br_extmap *m, uint64_t off, uint64_t len,
+		       uint64_t old, uint64_t new_addr, uint64_t *moved)
+{
+	uint64_t pos = off, end = off + len;
+
+	/* One matching piece at a time: an insert changes the chunk the
+	 * walk is in, so the walk restarts after each; pos only grows. */
+	while (pos < end) {
+		struct at_ctx a = { .off = off, .old = old, .first = true };
+		struct br_loc loc = { .kind = BR_EXT_DURABLE };
+		int err;
+
+		if (!br_extmap_walk(m, pos, end - pos, at_piece, &a))
+			break;
+		loc.v = new_addr + (a.hit_off - off);
+		err = br_extmap_insert(m, a.hit_off, a.hit_len, &loc);
+		if (err)
+			return err;
+		if (moved)
+			*moved += a.hit_len;
+		pos = a.hit_off + a.hit_len;
+	}
+	return 0;
+}
+
 void br_extmap_free(struct br_extmap *m)
 {
 	struct br_chunk *c, *tmp;

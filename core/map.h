@@ -122,6 +122,20 @@ int br_extmap_walk(const struct br_extmap *m, uint64_t off, uint64_t len,
 int br_extmap_seek(const struct br_extmap *m, uint64_t off, uint64_t size,
 		   bool want_data, uint64_t *res);
 
+/* Bytes of [off, off+len) that are mapped DURABLE at exactly
+ * old + (byte - off): what a copy of the bytes that were at log address
+ * `old` still holds of the file. */
+uint64_t br_extmap_at(const struct br_extmap *m, uint64_t off, uint64_t len,
+		      uint64_t old);
+
+/* Map every piece of [off, off+len) that is DURABLE at exactly
+ * old + (byte - off) to new_addr + (byte - off) (the cleaner moved it,
+ * format.h BR_REC_RELOC); other pieces and holes stay.  *moved (may be
+ * NULL) grows by the bytes switched.  0 or -ENOMEM (pieces before the one
+ * that failed are switched). */
+int br_extmap_relocate(struct br_extmap *m, uint64_t off, uint64_t len,
+		       uint64_t old, uint64_t new_addr, uint64_t *moved);
+
 /* The buffer of generation `seq` in ring slot `idx` landed at log address
  * `addr`: make its extents in chunk `key` durable.  Returns how many
  * extents switched. */

@@ -3,6 +3,7 @@
  * Segment usage, allocation and discard; see segment.h for the rules.
  */
 #include "segment.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,7 @@ int br_seg_init(struct br_segtab *t, uint64_t nseg, uint64_t seg_size,
 	t->nseg = nseg;
 	t->seg_size = seg_size;
 	t->ckpt_seq = 1;
+	atomic_init(&t->wait_min, UINT64_MAX);
 	t->fd = fd;
 	t->discard = discard && fd >= 0;
 	t->blkdev = fd >= 0 && !fstat(fd, &st) && S_ISBLK(st.st_mode);
@@ -61,10 +63,38 @@ void br_seg_reset(struct br_segtab *t)
 	for (uint64_t i = 0; i < t->nseg; i++) {
 		atomic_store_explicit(&t->v[i].live, 0, memory_order_relaxed);
 		atomic_store_explicit(&t->v[i].newest, 0, memory_order_relaxed);
-		t->v[i].ckpt_live = 0;
+		atomic_store_explicit(&t->v[i].dead_pos, 0,
+				      memory_order_relaxed);
 	}
 	t->ckpt_seq = 1;
+	t->apply_pos = 0;
+	atomic_store_explicit(&t->wait_min, UINT64_MAX, memory_order_relaxed);
 	pthread_mutex_unlock(&t->lock);
+}
+
+/* n durable bytes left segment s, killed by the record at apply_pos
+ * (map_lock write held, or single-threaded). */
+static void seg_kill(struct br_segtab *t, uint64_t s, uint64_t n)
+{
+	struct br_seg *g = &t->v[s];
+	uint64_t dp = atomic_load_explicit(&g->dead_pos, memory_order_relaxed);
+	uint64_t prev, w;
+
+	if (t->apply_pos > dp) {
+		dp = t->apply_pos;
+		atomic_store_explicit(&g->dead_pos, dp, memory_order_relaxed);
+	}
+	/* release: dead_pos before live; pairs with the acquire load of
+	 * live in seg_free (an allocator that sees 0 sees the killer) */
+	prev = atomic_fetch_sub_explicit(&g->live, n, memory_order_release);
+	if (prev != n)
+		return;
+	/* the segment emptied: the durable position reaching dead_pos can
+	 * free it; lower the hint br_seg_nfree watches */
+	w = atomic_load_explicit(&t->wait_min, memory_order_relaxed);
+	while (dp < w && !atomic_compare_exchange_weak_explicit(&t->wait_min,
+			&w, dp, memory_order_relaxed, memory_order_relaxed))
+		;
 }
 
 /* Split [addr, addr+len) at segment boundaries; sign +1 / -1. */
@@ -86,8 +116,7 @@ static void seg_change(struct br_segtab *t, uint64_t addr, uint64_t len,
 				atomic_fetch_add_explicit(&t->v[s].live, n,
 							  memory_order_relaxed);
 			else
-				atomic_fetch_sub_explicit(&t->v[s].live, n,
-							  memory_order_relaxed);
+				seg_kill(t, s, n);
 		}
 		addr += n;
 		len -= n;
@@ -132,30 +161,65 @@ void br_seg_set_log(struct br_segtab *t, uint64_t cur_addr, uint64_t next_addr)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* lock held */
-static bool seg_free(const struct br_segtab *t, uint64_t s)
+/* Every position <= this is durable. */
+static uint64_t seg_durable(const struct br_segtab *t)
+{
+	return t->store ? br_store_durable_pos(t->store) : UINT64_MAX;
+}
+
+/* lock held; dur: seg_durable(t), read once per scan */
+static bool seg_free_at(const struct br_segtab *t, uint64_t s, uint64_t dur)
 {
 	const struct br_seg *g = &t->v[s];
 
+	/* acquire: pairs with the release in seg_kill, so dead_pos is the
+	 * one that took the last byte (see "Reuse") */
 	return s > 0 && s < t->nseg && s != t->cur && s != t->next &&
-	       s != t->chead && !g->busy && g->ckpt_live == 0 &&
-	       atomic_load_explicit(&g->live, memory_order_relaxed) == 0 &&
+	       s != t->chead && !g->busy &&
+	       atomic_load_explicit(&g->live, memory_order_acquire) == 0 &&
 	       atomic_load_explicit(&g->newest, memory_order_relaxed) <
-	       t->ckpt_seq;
+	       t->ckpt_seq &&
+	       atomic_load_explicit(&g->dead_pos, memory_order_relaxed) <= dur;
+}
+
+static bool seg_free(const struct br_segtab *t, uint64_t s)
+{
+	return seg_free_at(t, s, seg_durable(t));
 }
 
 /* lock held */
 static void seg_recount(struct br_segtab *t)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, dur = seg_durable(t), w = UINT64_MAX;
 
-	for (uint64_t s = 1; s < t->nseg; s++)
-		n += seg_free(t, s) || t->v[s].busy;
+	for (uint64_t s = 1; s < t->nseg; s++) {
+		const struct br_seg *g = &t->v[s];
+		uint64_t dp;
+
+		if (seg_free_at(t, s, dur) || g->busy) {
+			n++;
+			continue;
+		}
+		dp = atomic_load_explicit(&g->dead_pos, memory_order_relaxed);
+		if (dp > dur && dp < w &&
+		    atomic_load_explicit(&g->live, memory_order_relaxed) == 0)
+			w = dp;
+	}
+	atomic_store_explicit(&t->wait_min, w, memory_order_relaxed);
 	atomic_store_explicit(&t->nfree, n, memory_order_relaxed);
 }
 
 uint64_t br_seg_nfree(struct br_segtab *t)
 {
+	/* A segment that waits only for durability becomes free without
+	 * any call here: re-count once the durable position has reached
+	 * the lowest such wait (cheap otherwise: two loads). */
+	if (seg_durable(t) >= atomic_load_explicit(&t->wait_min,
+						   memory_order_relaxed)) {
+		pthread_mutex_lock(&t->lock);
+		seg_recount(t);
+		pthread_mutex_unlock(&t->lock);
+	}
 	return atomic_load_explicit(&t->nfree, memory_order_relaxed);
 }
 
@@ -167,6 +231,24 @@ bool br_seg_is_free(struct br_segtab *t, uint64_t s)
 	f = seg_free(t, s);
 	pthread_mutex_unlock(&t->lock);
 	return f;
+}
+
+void br_seg_set_store(struct br_segtab *t, struct br_store *store)
+{
+	pthread_mutex_lock(&t->lock);
+	t->store = store;
+	seg_recount(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t br_seg_ckpt_seq(struct br_segtab *t)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&t->lock);
+	v = t->ckpt_seq;
+	pthread_mutex_unlock(&t->lock);
+	return v;
 }
 
 void br_seg_read_begin(struct br_segtab *t)
@@ -280,12 +362,9 @@ void br_seg_age(struct br_segtab *t, uint64_t s, uint64_t age)
 	pthread_mutex_unlock(&t->lock);
 }
 
-void br_seg_ckpt_durable(struct br_segtab *t, const uint64_t *usage,
-			 uint64_t roll_seq)
+void br_seg_ckpt_durable(struct br_segtab *t, uint64_t roll_seq)
 {
 	pthread_mutex_lock(&t->lock);
-	for (uint64_t i = 0; i < t->nseg; i++)
-		t->v[i].ckpt_live = usage ? usage[i] : 0;
 	if (roll_seq > t->ckpt_seq)
 		t->ckpt_seq = roll_seq;
 	seg_recount(t);
@@ -375,6 +454,13 @@ void br_seg_usage(struct br_segtab *t, uint64_t *usage)
 	for (uint64_t i = 0; i < t->nseg; i++)
 		usage[i] = atomic_load_explicit(&t->v[i].live,
 						memory_order_relaxed);
+}
+
+void br_seg_ages(struct br_segtab *t, uint64_t *age)
+{
+	for (uint64_t i = 0; i < t->nseg; i++)
+		age[i] = atomic_load_explicit(&t->v[i].newest,
+					      memory_order_relaxed);
 }
 
 static int seg_discard_one(struct br_segtab *t, uint64_t s)

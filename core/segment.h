@@ -18,22 +18,37 @@
  * a record the newest durable checkpoint does not cover.
  *
  * Reuse.  A segment s may be handed out again (is "free") only if
- *   - it is neither the log's current segment nor the next_seg already
- *     chosen (written in the headers of the current one),
+ *   - it is neither the log's current segment, the next_seg already chosen
+ *     (written in the headers of the current one) nor the cleaner's head,
  *   - live[s] == 0: nothing in the map points into it,
- *   - ckpt_live[s] == 0: nothing in the newest durable checkpoint points
- *     into it either (a crash now loads that checkpoint; data that died
- *     after its cut is still reached from it until the next one lands),
  *   - newest[s] < ckpt_seq, the roll_seq of the newest durable checkpoint:
  *     every record in it is covered by that checkpoint and is not read by
  *     roll-forward (the cut buffer, the blob and everything after it have
  *     seq >= roll_seq), and every buffer placed in it has completed (the
- *     checkpoint synced its cut, which follows them in the log).
- * So data that dies becomes reusable space only after a checkpoint taken
- * after its death is durable (br_seg_ckpt_durable).  The older slot's
- * checkpoint is not protected: mount falls back to it only if the newest
- * one is damaged, and then segments it needs may have been reused (the
- * fallback then fails its CRCs or extents; fsck reports it).
+ *     checkpoint synced its cut, which follows them in the log),
+ *   - dead_pos[s] <= the store's durable position: dead_pos[s] is the
+ *     highest log position of a record whose application took durable
+ *     bytes out of s (an overwrite, punch, truncate, RELOC, or the record
+ *     that deleted an inode), set by br_seg_sub from apply_pos, which
+ *     fs_apply sets under map_lock (write) before it changes the map.
+ * Why that is enough: a crash now loads the newest durable checkpoint,
+ * which may still point into s (data that died after its cut), and rolls
+ * forward every durable record in log order.  Every record that removed a
+ * reference to s is durable, and replay applies the same records to the
+ * same map with the same code (RELOC included: it depends on the map
+ * alone), so the rebuilt map points into s exactly where the live one
+ * does: nowhere.  Nothing reads file data during load or replay, so the
+ * checkpoint's stale extents into s are never followed before the records
+ * after them drop them.  So data that dies becomes reusable space once
+ * the record that killed it is durable, without a checkpoint: the
+ * cleaner's RELOC records free their victims as soon as they are synced.
+ * A segment that only waits for durability is counted free as soon as
+ * the durable position passes dead_pos (br_seg_nfree re-counts lazily,
+ * see wait_min).  Replay sets no dead_pos (apply_pos 0): every replayed
+ * record is durable.  The older slot's checkpoint is not protected: mount
+ * falls back to it only if the newest one is damaged, and then segments
+ * it needs may have been reused (the fallback then fails its CRCs or
+ * extents; fsck reports it).
  *
  * Discard.  Segments that became free are given back to the device
  * (FALLOC_FL_PUNCH_HOLE on an image file, BLKDISCARD on a block device) by
@@ -77,12 +92,15 @@
  * is not a placement seq but the age of the data moved in (the newest
  * victim's, br_seg_age): moved data keeps its age instead of looking
  * brand new.  That is safe for the freeness rule: the head holds no
- * record roll-forward reads, so only live and ckpt_live guard it.
+ * record roll-forward reads, so only live and dead_pos guard it.
  *
  * Locking: `lock` is a leaf (taken under map_lock and from the store's
- * placement path, never held across I/O).  live[] changes under map_lock
- * (write) or while the fs is single-threaded (mount); it is atomic so the
- * allocator and statfs can read it without map_lock.  newest[] is written
+ * placement path, never held across I/O).  live[] and dead_pos[] change
+ * under map_lock (write) or while the fs is single-threaded (mount); they
+ * are atomic so the allocator and statfs can read them without map_lock
+ * (dead_pos is stored before live drops, release/acquire: an allocator
+ * that sees live 0 sees the position that killed the last byte).
+ * newest[] is written
  * by one thread at a time (the store's seal owners are serialised by the
  * ring; mount is single-threaded).
  */
@@ -94,6 +112,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct br_store;
+
 /* Segments held back from user data so that metadata records (unlink,
  * truncate, checkpoints) and the cleaner always find room: user writes get
  * -ENOSPC once no more than this many segments are free. */
@@ -104,8 +124,9 @@ struct br_seg {
 	_Atomic uint64_t newest; /* newest buffer seq placed in it, 0: none */
 	_Atomic uint64_t gen;	/* times handed out by br_seg_alloc (see
 				 * "Reuse generation") */
-	uint64_t ckpt_live;	/* live bytes per the newest durable
-				 * checkpoint (lock) */
+	_Atomic uint64_t dead_pos; /* highest position of a record that
+				 * removed durable bytes from it (map_lock
+				 * write; see "Reuse") */
 	bool busy;		/* being discarded: not free (lock) */
 	bool discarded;		/* given back since it was last used (lock) */
 };
@@ -122,12 +143,22 @@ struct br_segtab {
 				 * (lock; see "Cleaner head") */
 	uint64_t ckpt_seq;	/* roll_seq of the newest durable checkpoint
 				 * (lock); 1 after mkfs */
+	uint64_t apply_pos;	/* position of the record being applied
+				 * (map_lock write; fs_apply sets it, 0 in
+				 * replay): dead_pos of what it removes */
+	struct br_store *store;	/* its durable position ends the wait of
+				 * dead_pos; NULL: everything is durable */
+	_Atomic uint64_t wait_min; /* lowest dead_pos of a segment that
+				 * only waits for durability, UINT64_MAX:
+				 * none (a hint: br_seg_nfree re-counts once
+				 * the durable position reaches it) */
 	int fd;			/* for discards; -1: none */
 	bool discard;		/* give freed segments back to the device */
 	bool blkdev;		/* fd is a block device: BLKDISCARD */
 	_Atomic uint64_t nfree;	/* free segments, recounted whenever
 				 * freeness can change (allocation, a
-				 * durable checkpoint, set_log); data only
+				 * durable checkpoint, set_log, the durable
+				 * position passing wait_min); data only
 				 * dies, never revives, between those */
 	_Atomic uint64_t discards;	/* segments discarded */
 	_Atomic uint64_t allocs;	/* segments handed out */
@@ -139,7 +170,9 @@ struct br_seg_space {
 	uint64_t log_segs;	/* segments of the log (nseg - 1) */
 	uint64_t free_segs;	/* free now (see above) */
 	uint64_t dead_segs;	/* no live data, not free yet: waiting for a
-				 * checkpoint (not current / next) */
+				 * checkpoint or for the record that killed
+				 * its data to be durable (not current /
+				 * next) */
 	uint64_t live_bytes;	/* sum of live[] */
 	uint64_t open_segs;	/* current + chosen next + cleaner head */
 };
@@ -176,11 +209,17 @@ void br_seg_set_log(struct br_segtab *t, uint64_t cur_addr, uint64_t next_addr);
  * none is free (not an error). */
 int br_seg_alloc(void *ctx, uint64_t seg, uint64_t *next);
 
-/* A checkpoint whose roll point has generation roll_seq and whose segment
- * usage table is usage[0..nseg) is durable (its slot is written, or it was
- * loaded at mount; usage NULL: it references no data). */
-void br_seg_ckpt_durable(struct br_segtab *t, const uint64_t *usage,
-			 uint64_t roll_seq);
+/* A checkpoint whose roll point has generation roll_seq is durable (its
+ * slot is written, or it was loaded at mount). */
+void br_seg_ckpt_durable(struct br_segtab *t, uint64_t roll_seq);
+
+/* roll_seq of the newest durable checkpoint: a segment whose newest is at
+ * or above it is not free before the next checkpoint (see "Reuse"). */
+uint64_t br_seg_ckpt_seq(struct br_segtab *t);
+
+/* The store whose durable position dead_pos waits for (set once the
+ * store is open; NULL: every position counts as durable). */
+void br_seg_set_store(struct br_segtab *t, struct br_store *store);
 
 void br_seg_space(struct br_segtab *t, struct br_seg_space *sp);
 
@@ -235,6 +274,8 @@ uint64_t br_seg_gen(struct br_segtab *t, uint64_t s);
 
 /* Copy live[] into usage[0..nseg). */
 void br_seg_usage(struct br_segtab *t, uint64_t *usage);
+/* Copy newest[] (the ages) into age[0..nseg), for the checkpoint blob. */
+void br_seg_ages(struct br_segtab *t, uint64_t *age);
 
 /* Whether segment s is free now (see above). */
 bool br_seg_is_free(struct br_segtab *t, uint64_t s);

@@ -29,6 +29,7 @@
 #include <liburing.h>
 #include <uuid/uuid.h>
 
+#include "checkpoint.h"
 #include "cleaner.h"
 #include "fsys.h"
 #include "fsys_int.h"
@@ -87,6 +88,22 @@ static int format_image(const char *path)
 		err = br_super_write(fd, &sb);
 	close(fd);
 	return err;
+}
+
+static struct br_fs *mount_opts(const char *path, bool ro)
+{
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
+				   .ckpt_bytes = UINT64_MAX,
+				   .ckpt_secs = UINT32_MAX,
+				   .cleaner = !ro, .read_only = ro };
+	struct br_fs *fs = NULL;
+	char why[256] = "";
+	int err = br_fs_open(path, &o, &fs, why, sizeof(why));
+
+	if (err)
+		fprintf(stderr, "br_fs_open: %s (%d)\n", why, err);
+	assert_int_equal(err, 0);
+	return fs;
 }
 
 static struct br_fs *mount_path(const char *path)
@@ -495,6 +512,214 @@ static void test_crash_during_cleaning_loses_nothing_fsynced(void **state)
 	model_free(&m);
 }
 
+/* ---- relocation records: victims free without a checkpoint ---- */
+
+static uint64_t ckpts_written(struct br_fs *fs)
+{
+	struct br_ckpt_stats st;
+
+	br_ckpt_stats(fs, &st);
+	return st.written;
+}
+
+/* The extents of the model's files, in file order: (off, len, location). */
+struct ext_dump {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int dump_piece(void *ctx, uint64_t off, uint64_t len,
+		      const struct br_extent *e, uint64_t delta)
+{
+	struct ext_dump *d = ctx;
+	struct br_loc l;
+
+	if (!e)
+		return 0;
+	l = br_extent_loc(e, delta);
+	if (d->n + 4 > d->cap) {
+		d->cap = d->cap ? 2 * d->cap : 4096;
+		d->v = realloc(d->v, d->cap * sizeof(*d->v));
+		assert_non_null(d->v);
+	}
+	d->v[d->n++] = off;
+	d->v[d->n++] = len;
+	d->v[d->n++] = l.kind;
+	d->v[d->n++] = l.v;
+	return 0;
+}
+
+static void dump_map(struct br_fs *fs, const struct model *m,
+		     struct ext_dump *d)
+{
+	pthread_rwlock_rdlock(&fs->map_lock);
+	for (int f = 0; f < m->nf; f++) {
+		struct br_inode *in = br_map_inode_find(&fs->map, m->ino[f]);
+
+		if (m->gone[f]) {
+			assert_null(in);
+			continue;
+		}
+		assert_non_null(in);
+		br_extmap_walk(&in->ext, 0, FILE_SZ, dump_piece, d);
+	}
+	pthread_rwlock_unlock(&fs->map_lock);
+}
+
+/*
+ * The point of RELOC records (segment.h, "Reuse"): a cleaning pass
+ * writes no checkpoint, yet its victims are free as soon as its records
+ * are durable; the log then reuses them for new data while the newest
+ * checkpoint still points into them.  A crash copy taken then (no
+ * checkpoint since the pass) loads that checkpoint, replays the RELOC
+ * records and the overwrites, and reads every byte of the model; the
+ * victims' old contents are never read.  Replaying the same log twice
+ * gives the same map.
+ */
+static void test_pass_frees_victims_without_a_checkpoint(void **state)
+{
+	struct model m = { 0 };
+	struct br_fs *fs = mount_path(img);
+	struct br_cleaner_stats cs;
+	struct ext_dump d1 = { 0 }, d2 = { 0 };
+	uint64_t cap = log_bytes(fs), nseg = fs->segs->nseg, ck, nfree0;
+	uint64_t *live0 = calloc(nseg, sizeof(*live0));
+	uint64_t *gen0 = calloc(nseg, sizeof(*gen0));
+	uint64_t *cku, cku_n = 0;
+	size_t victims = 0, reused = 0, reused_in_ckpt = 0;
+	bool *victim = calloc(nseg, sizeof(*victim));
+	char crash2[4200];
+
+	(void)state;
+	assert_true(live0 && gen0 && victim);
+	assert_int_equal(model_fill(fs, &m, cap * FILL_PCT / 100), 0);
+	assert_int_equal(model_overwrite(fs, &m, cap / 2), 0);
+	br_cleaner_stop(fs);
+	assert_int_equal(model_overwrite(fs, &m, cap / 8), 0);
+	/* every segment written so far is covered by this checkpoint: all
+	 * may be victims, none waits for another checkpoint */
+	assert_int_equal(br_ckpt_write(fs), 0);
+	ck = ckpts_written(fs);
+	for (uint64_t s = 1; s < nseg; s++) {
+		live0[s] = atomic_load(&fs->segs->v[s].live);
+		gen0[s] = br_seg_gen(fs->segs, s);
+	}
+	nfree0 = br_seg_nfree(fs->segs);
+	assert_int_equal(br_cleaner_run(fs, (unsigned)(nseg / 4)), 0);
+	br_cleaner_stats(fs, &cs);
+	assert_true(cs.cleaned_segments > 0);
+	/* no checkpoint, yet free: the victims' RELOC records are durable */
+	assert_int_equal(ckpts_written(fs), ck);
+	for (uint64_t s = 1; s < nseg; s++) {
+		if (live0[s] && br_seg_is_free(fs->segs, s)) {
+			victim[s] = true;
+			victims++;
+		}
+	}
+	fprintf(stderr, "pass: %zu victims free without a checkpoint, free %llu -> %llu\n",
+		victims, (unsigned long long)nfree0,
+		(unsigned long long)br_seg_nfree(fs->segs));
+	assert_true(victims > 0);
+	assert_true(br_seg_nfree(fs->segs) > nfree0);
+	/* new data goes into them (the log sweeps the free segments); stay
+	 * clear of the reserve so no writer takes a checkpoint */
+	{
+		uint64_t room = br_seg_nfree(fs->segs) - BR_SEG_RESERVE -
+				BR_CLEAN_SYNC_SEGS - 2;
+
+		assert_int_equal(model_overwrite(fs, &m, room *
+						 fs->segs->seg_size * 3 / 4), 0);
+	}
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	assert_int_equal(ckpts_written(fs), ck);
+	for (uint64_t s = 1; s < nseg; s++) {
+		/* victim[] from here on: victims handed out again */
+		victim[s] = victim[s] && br_seg_gen(fs->segs, s) != gen0[s];
+		reused += victim[s];
+	}
+	assert_true(reused > 0);
+	copy_file(img, crash);
+	model_check(fs, &m, false);
+	assert_int_equal(br_fs_close(fs), 0);
+
+	/* the crash copy: the checkpoint points into reused victims */
+	snprintf(crash2, sizeof(crash2), "%s.2", crash);
+	copy_file(crash, crash2);
+	fs = mount_opts(crash, true);
+	cku = (uint64_t *)br_ckpt_loaded_usage(fs, &cku_n);
+	assert_non_null(cku);
+	for (uint64_t s = 1; s < nseg && s < cku_n; s++)
+		reused_in_ckpt += victim[s] && cku[s] > 0;
+	fprintf(stderr, "crash copy: %zu victims reused, %zu of them in the checkpoint\n",
+		reused, reused_in_ckpt);
+	assert_true(reused_in_ckpt > 0);
+	model_check(fs, &m, true);
+	dump_map(fs, &m, &d1);
+	assert_int_equal(br_fs_close(fs), 0);
+	/* the same log replayed again: the same map */
+	fs = mount_opts(crash2, true);
+	dump_map(fs, &m, &d2);
+	assert_int_equal(br_fs_close(fs), 0);
+	assert_int_equal(d1.n, d2.n);
+	assert_memory_equal(d1.v, d2.v, d1.n * sizeof(*d1.v));
+	/* and it mounts read-write and keeps going */
+	fs = mount_path(crash2);
+	model_check(fs, &m, true);
+	assert_int_equal(model_overwrite(fs, &m, cap / 4), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+	fs = mount_path(crash2);
+	model_check(fs, &m, true);
+	assert_int_equal(br_fs_close(fs), 0);
+	unlink(crash2);
+	free(d1.v);
+	free(d2.v);
+	free(live0);
+	free(gen0);
+	free(victim);
+	model_free(&m);
+}
+
+static int synced_copies;
+
+static void synced_copy_hook(struct br_fs *fs)
+{
+	(void)fs;
+	if (!synced_copies++)
+		copy_file(img, crash);
+}
+
+/*
+ * A crash after a pass's copies are synced and its RELOC records logged
+ * (applied to the map, their victims empty) but before those records are
+ * synced: the victims are not free yet, so the old locations the
+ * checkpoint and the log point at are intact, and the copy reads every
+ * byte of the model.
+ */
+static void test_crash_before_the_relocations_are_durable(void **state)
+{
+	struct model m = { 0 };
+	struct br_fs *fs = mount_path(img);
+	uint64_t cap = log_bytes(fs);
+
+	(void)state;
+	assert_int_equal(model_fill(fs, &m, cap * FILL_PCT / 100), 0);
+	assert_int_equal(model_overwrite(fs, &m, cap / 2), 0);
+	br_cleaner_stop(fs);
+	assert_int_equal(model_overwrite(fs, &m, cap / 8), 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	synced_copies = 0;
+	br_cleaner_synced_hook = synced_copy_hook;
+	br_cleaner_run(fs, (unsigned)(fs->segs->nseg / 4));
+	br_cleaner_synced_hook = NULL;
+	assert_true(synced_copies > 0);
+	model_check(fs, &m, false);
+	assert_int_equal(br_fs_close(fs), 0);
+	fs = mount_path(crash);
+	model_check(fs, &m, true);
+	assert_int_equal(br_fs_close(fs), 0);
+	model_free(&m);
+}
+
 static int first_loc(void *ctx, uint64_t off, uint64_t len,
 		     const struct br_extent *e, uint64_t delta)
 {
@@ -594,6 +819,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_log_enospc_then_deletes_let_overwrites_go_on,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_cleaning_loses_nothing_fsynced,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pass_frees_victims_without_a_checkpoint,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_before_the_relocations_are_durable,
 						setup, teardown),
 	};
 

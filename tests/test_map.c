@@ -498,11 +498,86 @@ static void test_completion_thread_switches_while_readers_walk(void **state)
 	pthread_rwlock_destroy(&c.lock);
 }
 
+/* Location of file byte off (kind 0: a hole). */
+static int loc_piece(void *ctx, uint64_t off, uint64_t len,
+		     const struct br_extent *e, uint64_t delta)
+{
+	struct br_loc *l = ctx;
+
+	(void)off;
+	(void)len;
+	if (e)
+		*l = br_extent_loc(e, delta);
+	return 1;
+}
+
+static struct br_loc loc_at(const struct br_extmap *m, uint64_t off)
+{
+	struct br_loc l = { 0 };
+
+	br_extmap_walk(m, off, 1, loc_piece, &l);
+	return l;
+}
+
+/*
+ * The cleaner's RELOC (format.h): across a chunk boundary, only the bytes
+ * still durable at exactly their old address move to the copy; a piece
+ * overwritten (durable elsewhere), still pending, or punched stays; the
+ * count of what is still at the old address is what moves.
+ */
+static void test_relocate_moves_only_bytes_still_at_their_old_address(void **state)
+{
+	const uint64_t off = BR_CHUNK_SIZE - 8192, len = 32768;
+	const uint64_t old = 10ull << 20, nw = 50ull << 20;
+	struct br_extmap m = { 0 };
+	struct br_loc d = { .kind = BR_EXT_DURABLE, .v = old };
+	struct br_loc other = { .kind = BR_EXT_DURABLE, .v = 90ull << 20 };
+	struct br_loc pend = { .kind = BR_EXT_PENDING, .idx = 1, .v = 7 };
+	uint64_t moved = 0;
+	struct br_loc l;
+
+	(void)state;
+	assert_int_equal(br_extmap_insert(&m, off, len, &d), 0);
+	/* [off+4096, +4096) overwritten, [off+12288, +4096) pending,
+	 * [off+20480, +4096) punched */
+	assert_int_equal(br_extmap_insert(&m, off + 4096, 4096, &other), 0);
+	assert_int_equal(br_extmap_insert(&m, off + 12288, 4096, &pend), 0);
+	assert_int_equal(br_extmap_punch(&m, off + 20480, 4096), 0);
+	assert_int_equal(br_extmap_at(&m, off, len, old), len - 3 * 4096);
+	/* a copy of other bytes (wrong old address) moves nothing */
+	assert_int_equal(br_extmap_relocate(&m, off, len, old + 4096, nw,
+					    &moved), 0);
+	assert_int_equal(moved, 0);
+	assert_int_equal(br_extmap_relocate(&m, off, len, old, nw, &moved), 0);
+	assert_int_equal(moved, len - 3 * 4096);
+	assert_int_equal(br_extmap_at(&m, off, len, old), 0);
+	assert_int_equal(br_extmap_at(&m, off, len, nw), len - 3 * 4096);
+	l = loc_at(&m, off);
+	assert_int_equal(l.kind, BR_EXT_DURABLE);
+	assert_int_equal(l.v, nw);
+	l = loc_at(&m, off + 4096);
+	assert_int_equal(l.v, other.v);
+	l = loc_at(&m, off + 12288);
+	assert_int_equal(l.kind, BR_EXT_PENDING);
+	assert_int_equal(loc_at(&m, off + 20480).kind, 0);
+	l = loc_at(&m, off + 9000);	/* past the chunk boundary */
+	assert_int_equal(l.v, nw + 9000);
+	l = loc_at(&m, off + len - 1);
+	assert_int_equal(l.v, nw + len - 1);
+	assert_int_equal(m.bytes, len - 4096);
+	/* again: idempotent, as replay of the same record must be */
+	moved = 0;
+	assert_int_equal(br_extmap_relocate(&m, off, len, old, nw, &moved), 0);
+	assert_int_equal(moved, 0);
+	br_extmap_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_extents_match_a_byte_model_under_random_operations),
 		cmocka_unit_test(test_log_contiguous_writes_merge_into_one_extent),
+		cmocka_unit_test(test_relocate_moves_only_bytes_still_at_their_old_address),
 		cmocka_unit_test(test_extents_never_cross_chunks_and_truncate_frees_them),
 		cmocka_unit_test(test_pending_extents_switch_to_durable_addresses),
 		cmocka_unit_test(test_dir_cookies_stay_stable_while_entries_are_removed),
