@@ -90,6 +90,17 @@ static int by_score(const void *a, const void *b)
 	return x->seg < y->seg ? -1 : x->seg > y->seg;
 }
 
+/* Log bytes of the next checkpoint: the last one's blob and a margin
+ * (before the first: the usage and age tables and a megabyte). */
+static uint64_t ckpt_guess(struct br_fs *fs)
+{
+	struct br_ckpt_stats st;
+
+	br_ckpt_stats(fs, &st);
+	return st.last_blob_bytes + st.last_blob_bytes / 4 +
+	       16 * fs->sb.seg_count + (1u << 20);
+}
+
 /* Bytes of log that moving `live` bytes takes: data record headers in
  * the head and RELOC records in the log (24 and 48 bytes per piece of
  * >= 4 KiB in the worst case that matters) and buffer tails. */
@@ -113,6 +124,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
 	size_t n, nv = 0, nvict = 0;
 	double best_blocked = -1.0;	/* any blocked candidate: >= 0 */
+	size_t nblocked = 0;
 
 	*blocked = false;
 	roll = br_seg_ckpt_seq(t);
@@ -128,6 +140,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 
 			if (sc > best_blocked)
 				best_blocked = sc;
+			nblocked++;
 			continue;
 		}
 		c->vict[nv].score = (1.0 - u) * age / (1.0 + u);
@@ -137,15 +150,25 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 		c->vict[nv].gen = c->cand[i].gen;
 		nv++;
 	}
+	nfree = br_seg_nfree(t);
+	/* An eighth of the log written since the roll point: take the
+	 * checkpoint now, while there is room for it, rather than when the
+	 * older victims run out (at ENOSPC's edge).  At most one checkpoint
+	 * per eighth of the log. */
+	if (nblocked * 8 >= t->nseg && nfree > BR_SEG_RESERVE + 1 &&
+	    (nfree - BR_SEG_RESERVE - 1) * seg > 2 * ckpt_guess(fs)) {
+		*blocked = true;
+		return 0;
+	}
 	if (!nv) {
 		*blocked = best_blocked >= 0;
 		return 0;
 	}
 	qsort(c->vict, nv, sizeof(*c->vict), by_score);
-	nfree = br_seg_nfree(t);
-	/* one free segment stays for metadata records (unlink, truncate)
-	 * whatever happens to this pass */
-	budget = nfree > 1 ? (nfree - 1) * seg : 0;
+	/* two free segments stay for metadata records (unlink, truncate,
+	 * this pass's own RELOC records) whatever happens to this pass: its
+	 * victims are free only after its last record is durable */
+	budget = nfree > 2 ? (nfree - 2) * seg : 0;
 	if (c->head)	/* what is left of the head takes moves first */
 		budget += seg - (c->hoff < seg ? c->hoff : seg);
 	used = 0;
@@ -513,7 +536,8 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 	int err = 0, serr;
 
 	nv = pick(fs, c, want, &cost, &blocked);
-	if (!nv && blocked) {
+	if (!nv && blocked &&
+	    br_seg_nfree(fs->segs) * seg > ckpt_guess(fs) + BR_SEG_RESERVE * seg) {
 		/* the victims worth taking hold records newer than the
 		 * checkpoint's roll point: they could not be freed before
 		 * the next one, so take it now (checkpoint.h) */

@@ -6,12 +6,16 @@
  *   1. Victims by cost-benefit (Sprite LFS): score = (1-u)*age/(1+u), u =
  *      live bytes / segment size (exact, core/segment.h), age = the
  *      newest seq placed anywhere minus the newest seq placed in the
- *      segment.  The current segment and the chosen next one are never
+ *      segment (saved in checkpoints: it survives a remount).  The
+ *      current segment, the chosen next one and the head are never
  *      candidates; nor is a segment with no live data (it only waits for
- *      a checkpoint).  Victims are taken best score first while what they
- *      hold, plus an estimate of the checkpoint the pass ends with, fits
- *      in the free segments (one is always left for metadata records); a
- *      pass that would not gain at least half a segment is not run.
+ *      durability or a checkpoint), nor one holding a buffer at or after
+ *      the newest durable checkpoint's roll point (roll-forward reads it,
+ *      so it would not be free after the pass; when nothing else is worth
+ *      cleaning the pass takes a checkpoint first).  Victims are taken
+ *      best score first while what they hold fits in the free segments
+ *      (one is always left for metadata records); a pass that would not
+ *      gain an eighth of a segment is not run.
  *   2. Each victim is read whole (O_DIRECT), its buffers walked from the
  *      segment start while the headers hold (magic, fsid, span, CRC, seq
  *      increasing), and every data record's bytes that the extent map
@@ -19,18 +23,21 @@
  *      under map_lock with the victim's reuse generation, segment.h) are
  *      copied into the second head (below).  Metadata records need no
  *      moving (the checkpoint covers them).
- *   3. The copies are written and fdatasync'ed, then switched in: under
- *      map_lock (write), each copied range still durable at its old
- *      address in a victim not handed out since its candidate row points
- *      at its copy (fs_apply of a data record at the copy's address, as
- *      replay would: same size, times untouched).  A user write that
- *      landed in between wins.  Anything that points at a copy points at
- *      durable bytes, so any checkpoint may take it.
- *   4. A checkpoint (br_ckpt_write); once it is durable the victims (no
- *      live data left, none in the checkpoint, nothing newer than its
- *      roll point) are free by the allocator's rules.  A crash before
- *      that loses nothing: the durable checkpoint and roll-forward still
- *      point at the old copies, which are untouched.
+ *   3. The copies are written and fdatasync'ed, then one BR_REC_RELOC
+ *      record per copied piece is logged and applied like any change
+ *      (fs_log_reloc: the inode's lock, reserve, apply under map_lock,
+ *      commit): each byte still durable at its old address, in a victim
+ *      not handed out since its candidate row, points at its copy; a user
+ *      write that landed in between wins; a piece that died whole costs
+ *      no record.  The first RELOC of a filesystem sets
+ *      BR_FEATURE_INCOMPAT_RELOC in the superblocks first.
+ *   4. br_store_sync of the last RELOC, and no checkpoint: the victims (no
+ *      live data left, every record that emptied them durable) are then
+ *      free by the allocator's rules (segment.h, "Reuse").  A crash before
+ *      that loses nothing (the victims are not free: what the durable
+ *      checkpoint and log point at is intact); a crash after it loads the
+ *      checkpoint, which may point into reused victims, and replays the
+ *      RELOC records, which point the map at the copies.
  *
  * Second head.  Moved data is not written through the ring with user
  * data: it goes to a segment of the cleaner's own (br_seg_take_head), as
@@ -38,10 +45,10 @@
  * Data that survived a cleaning is cold and stays together instead of
  * being mixed into segments that user overwrites empty quickly, and the
  * head's age is that of the data moved in (br_seg_age), not "now", so
- * cost-benefit does not take it for fresh data.  Roll-forward never needs
- * these buffers: until a checkpoint references a copy, the original is
- * what a crash recovers.  Only the open head is protected from the
- * allocator, so the copies in a head are switched in before the cleaner
+ * cost-benefit does not take it for fresh data.  Roll-forward never reads
+ * these buffers (RELOC records point into them; they are synced before
+ * the first one is logged).  Only the open head is protected from the
+ * allocator, so the copies in a head are relocated before the cleaner
  * leaves it for a new one.
  *
  * While a pass runs it holds (`held`) the segments it planned to fill;
@@ -92,7 +99,7 @@ struct br_fs;
  * used segments cannot hold dead data in, which raises the utilisation of
  * every victim (4 here made victims 92 % live at 70 % fill on a 31-segment
  * log, WA 30; 2 gives 78 %).  A pass still needs room for what it moves
- * and its checkpoint before its victims are free. */
+ * and its RELOC records before its victims are free. */
 #define BR_CLEAN_SYNC_SEGS 2u
 
 struct br_cleaner_stats {
@@ -103,8 +110,9 @@ struct br_cleaner_stats {
 	uint64_t copied_bytes;	/* bytes written to the second head
 				 * (buffer spans; device bytes the store's
 				 * own count does not see) */
-	uint64_t ckpt_bytes;	/* log bytes of the checkpoints that end
-				 * passes */
+	uint64_t ckpt_bytes;	/* log bytes of the checkpoints the cleaner
+				 * took (victims newer than the roll point,
+				 * dead segments waiting for one) */
 	uint64_t heads;		/* segments opened as the second head */
 	uint64_t recleaned;	/* victims picked again while in the same
 				 * use (an earlier pass did not empty them) */
@@ -131,7 +139,8 @@ void br_cleaner_stop(struct br_fs *fs);
 /*
  * Make more than BR_SEG_RESERVE + `nsegs` segments free if cleaning can:
  * waits for a pass already running, then runs passes (each ends with a
- * checkpoint) until that many are free or one makes no progress.  Call
+ * sync of its RELOC records) until that many are free or one makes no
+ * progress.  Call
  * with no filesystem lock held.  Returns 0 when enough segments are free,
  * -ENOSPC when cleaning cannot free more, or -errno (store error,
  * -ENOMEM, read errors).
@@ -150,7 +159,7 @@ int br_cleaner_wanted(struct br_fs *fs);
 void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st);
 
 /* Test hook (tests/test_cleaner.c: a crash copy in the middle of a pass):
- * called by a pass after each victim it moved, before its checkpoint,
+ * called by a pass after each victim it moved, before its RELOC records,
  * with no filesystem lock held.  NULL: none. */
 extern void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
 /* Test hook: called by a pass once its copies are written and synced and
