@@ -97,7 +97,7 @@ static void usage(FILE *f)
 "  -s, --size SIZE          filesystem size; required for a new file, extends\n"
 "                           or shrinks an existing file (default: its size)\n"
 "  -b, --buffer-size SIZE   log buffer size, 64K..64M, multiple of 4096\n"
-"                           (default 1M, at most a quarter of a segment)\n"
+"                           (default 1M, at most half a segment)\n"
 "  -S, --segment-size SIZE  segment size, multiple of the buffer size, up to\n"
 "                           1G (default: 1M..8M, for at least 256 segments)\n"
 "  -L, --label LABEL        volume label, at most 63 bytes of UTF-8\n"

@@ -127,7 +127,7 @@ test_files() {
 	# --- formats of several sizes and geometries ------------------------
 	# default sizes scale with the device (super.h, br_super_default_sizes)
 	format "$img" -s 64M
-	geometry "$img" $((64 * MiB)) $MiB $((256 * 1024))
+	geometry "$img" $((64 * MiB)) $MiB $((512 * 1024))
 	expect_eq "new file size" "$(stat -c %s "$img")" $((64 * MiB))
 	# preallocated: every byte has a block (stat %b is in 512-byte units)
 	if [ $(( $(stat -c %b "$img") * 512 )) -ge $((64 * MiB)) ]; then ok; else
@@ -149,11 +149,11 @@ test_files() {
 	[ -e "$img" ] && fail "dry run created $img" || ok
 	# SIZE as a positional argument, with the K suffix
 	"$MKFS" -q "$img" 131072K && ok || fail "positional size"
-	geometry "$img" $((128 * MiB)) $MiB $((256 * 1024))
+	geometry "$img" $((128 * MiB)) $MiB $((512 * 1024))
 	rm -f "$img"
 	# bigger devices get bigger segments, never above 8 MiB; a buffer
 	# size given alone picks a segment of its power-of-two multiples
-	for spec in "1G 2 MiB 512 KiB" "2G 4 MiB 1 MiB" "3G 8 MiB 1 MiB" "64G 8 MiB 1 MiB"; do
+	for spec in "1G 2 MiB 1 MiB" "2G 4 MiB 1 MiB" "3G 8 MiB 1 MiB" "64G 8 MiB 1 MiB"; do
 		set -- $spec
 		"$MKFS" -n -s "$1" "$img" >"$T/out" 2>&1 || fail "-n -s $1: $(cat "$T/out")"
 		grep -q "segment size: *$2 $3\$" "$T/out" && ok || fail "-s $1: segment size is not $2 $3: $(cat "$T/out")"
@@ -172,7 +172,7 @@ test_files() {
 	grep -q "UUID: *$uuid1\$" "$T/out" && ok || fail "summary lacks the UUID $uuid1"
 	grep -q "label: *données\$" "$T/out" && ok || fail "summary lacks the label"
 	grep -q "segment size: *1 MiB\$" "$T/out" && ok || fail "summary lacks the segment size"
-	grep -q "buffer size: *256 KiB\$" "$T/out" && ok || fail "summary lacks the buffer size"
+	grep -q "buffer size: *512 KiB\$" "$T/out" && ok || fail "summary lacks the buffer size"
 	grep -q "size: *100663296 bytes (96 MiB)\$" "$T/out" && ok || fail "summary lacks the size"
 	grep -q "segments: *95, 94 for the log" "$T/out" && ok || fail "summary lacks the segments"
 
@@ -239,7 +239,7 @@ test_files() {
 		if blkid -p "$T/ext4" >/dev/null 2>&1; then
 			fail "ext4 signature survived mkfs -f: $(blkid -p "$T/ext4")"
 		else ok; fi
-		geometry "$T/ext4" $((64 * MiB)) $MiB $((256 * 1024))
+		geometry "$T/ext4" $((64 * MiB)) $MiB $((512 * 1024))
 	else
 		echo "note: mkfs.ext4 missing, ext4 refusal not tested" >&2
 	fi
@@ -255,14 +255,14 @@ test_files() {
 	# slot 1 block and the first log block come out zero
 	head -c $((64 * MiB)) /dev/zero | tr '\000' '\252' >"$T/dirty"
 	format "$T/dirty"
-	geometry "$T/dirty" $((64 * MiB)) $MiB $((256 * 1024))
+	geometry "$T/dirty" $((64 * MiB)) $MiB $((512 * 1024))
 	# an existing file is resized to -s
 	truncate -s 100M "$T/resize"
 	format "$T/resize" -s 200M
 	expect_eq "extended file" "$(stat -c %s "$T/resize")" $((200 * MiB))
 	format "$T/resize" -f -s 80M
 	expect_eq "shrunk file" "$(stat -c %s "$T/resize")" $((80 * MiB))
-	geometry "$T/resize" $((80 * MiB)) $MiB $((256 * 1024))
+	geometry "$T/resize" $((80 * MiB)) $MiB $((512 * 1024))
 
 	# --- in use: locked, mounted, read-only ------------------------------
 	if command -v flock >/dev/null; then
@@ -315,7 +315,7 @@ test_blockdev() {
 	[ -s "$T/err" ] && fail "mkfs $dev printed on stderr: $(cat "$T/err")"
 	grep -q '^Discarding device blocks: ' "$T/out" && ok || fail "no discard step on $dev"
 	grep -q "block device" "$T/out" && ok || fail "summary does not say block device"
-	geometry "$dev" $((96 * MiB)) $MiB $((256 * 1024))
+	geometry "$dev" $((96 * MiB)) $MiB $((512 * 1024))
 
 	refuse "$dev" "$dev already contains a bringfs filesystem" "$dev"
 	refuse "$dev" "size 67108864 differs from the size of $dev" -f -s 64M "$dev"
