@@ -1681,7 +1681,7 @@ int br_fs_syncfs(struct br_fs *fs)
 
 /*
  * Dead bytes the cleaner can give back to users: the unused part of every
- * segment that holds live data and is not open (the log's current and
+ * segment that holds live data, is at least an eighth dead and is not open (the log's current and
  * next segment and the cleaner's head are counted by br_seg_user_avail or
  * not at all), less one segment: a pass runs only when it gains at least
  * half a segment, and the head it moves into is left partly empty, so the
@@ -1706,8 +1706,12 @@ static uint64_t cleanable_bytes(struct br_fs *fs)
 	head = t->chead;
 	pthread_mutex_unlock(&t->lock);
 	for (uint64_t s = 1; s < t->nseg; s++) {
+		/* less than an eighth dead: records, headers and tails
+		 * rather than data; a pass must gain that much per segment
+		 * to pay (cleaner.c) and near full it only burns log on
+		 * checkpoints trying */
 		if (s == cur || s == next || s == head || !live[s] ||
-		    live[s] >= t->seg_size)
+		    live[s] + t->seg_size / 8 > t->seg_size)
 			continue;
 		sum += t->seg_size - live[s];
 	}
