@@ -1583,6 +1583,20 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 		if (room >= sizeof(struct br_rec_data) + FILL_MIN &&
 		    n > room - sizeof(struct br_rec_data))
 			n = room - (uint32_t)sizeof(struct br_rec_data);
+		/* A cut ends on a 4 KiB boundary of the file, wherever the
+		 * buffer's room or max_data (not a multiple of 4 KiB with
+		 * buffers up to 256 KiB) put it: a crash then keeps a
+		 * prefix of an unacknowledged write in whole pages, as the
+		 * kernel's page-sized pieces would (the SIGKILL tests'
+		 * exact checker, tests/crash/kill_torture.c, relies on
+		 * it).  It costs less than a block of the buffer's room. */
+		if (n < size - done) {
+			uint64_t end = (off + done + n) &
+				       ~(uint64_t)(BR_BLOCK_SIZE - 1);
+
+			if (end > off + done)
+				n = (uint32_t)(end - (off + done));
+		}
 
 		err = write_record(fs, in, (const uint8_t *)buf + done, n,
 				   off + done, true);
