@@ -486,6 +486,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 	uint64_t t0 = now_ns(), t1, cut_pos = 0, last = 0, ninodes = 0, walk_ns = 0;
 	uint64_t cow_n = 0, cow_ns = 0;
 	struct br_ckpt_blob *b;
+	bool reloc;
 	int err;
 
 	if (!fs->store)
@@ -586,10 +587,18 @@ static int ckpt_write_locked(struct br_fs *fs)
 		wb_bytes(&w, &v, sizeof(v));
 	}
 	/* Segment ages as they are now (a little newer than the cut's:
-	 * only the cleaner's clock, never a correctness input) */
+	 * only the cleaner's clock, never a correctness input).  Only in
+	 * images the cleaner has written to (INCOMPAT_RELOC): elsewhere a
+	 * version 1 blob keeps them readable by older code. */
+	pthread_rwlock_rdlock(&fs->map_lock);	/* the cleaner sets the bit */
+	reloc = fs->sb.feat_incompat & BR_FEATURE_INCOMPAT_RELOC;
+	pthread_rwlock_unlock(&fs->map_lock);
 	b = (struct br_ckpt_blob *)w.p;
-	b->age_off = br_le64_put(w.n);
-	for (uint64_t i = 0; i < nseg; i++) {
+	if (reloc)
+		b->age_off = br_le64_put(w.n);
+	else
+		b->version = br_le32_put(1);
+	for (uint64_t i = 0; reloc && i < nseg; i++) {
 		br_le64 v = br_le64_put(0);
 
 		if (fs->segs && i < fs->segs->nseg)
