@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <uuid/uuid.h>
+
 #include "crc32c.h"
 #include "util.h"
 
@@ -569,4 +571,48 @@ int br_slot_clear(int fd, unsigned which)
 	memset(&blk, 0, sizeof(blk));
 	err = block_write(fd, BR_SLOT_OFF(which), &blk);
 	return err ? err : sync_fd(fd);
+}
+
+int br_format(int fd, const struct br_super *sb)
+{
+	struct br_slot slot = { .seq = 1, .roll_addr = sb->log_start, .roll_seq = 1 };
+	struct block blk;
+	int err;
+
+	memset(&blk, 0, sizeof(blk));
+	err = block_write(fd, sb->log_start, &blk);
+	if (!err)
+		err = br_slot_clear(fd, 1);
+	if (!err)
+		err = br_slot_write(fd, sb, 0, &slot);
+	if (!err)
+		err = br_super_write(fd, sb);
+	return err;
+}
+
+int br_format_file(const char *path, uint64_t size, uint64_t seg_size,
+		   uint32_t buf_size, char *why, size_t why_len)
+{
+	struct br_super sb;
+	int fd, err;
+
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		br_why(why, why_len, "%s: %s", path, strerror(-err));
+		return err;
+	}
+	err = ftruncate(fd, (off_t)size) ? -errno : 0;
+	if (err)
+		br_why(why, why_len, "%s: %s", path, strerror(-err));
+	if (!err)
+		err = br_super_geometry(size, seg_size, buf_size, &sb, why, why_len);
+	if (!err) {
+		uuid_generate(sb.uuid);
+		err = br_format(fd, &sb);
+		if (err)
+			br_why(why, why_len, "writing %s: %s", path, strerror(-err));
+	}
+	close(fd);
+	return err;
 }

@@ -212,4 +212,24 @@ int br_slot_write(int fd, const struct br_super *sb, unsigned which,
 /* Write an all-zero block over slot `which` and fdatasync (mkfs). */
 int br_slot_clear(int fd, unsigned which);
 
+/*
+ * Write an empty filesystem described by *sb (geometry, uuid, label and
+ * ctime filled in) to fd: zero the first log block and slot 1, write slot
+ * 0 (generation 1, no checkpoint, roll-forward from the log's start), then
+ * the superblock and its backup.  Slots and the first log block come
+ * first: a buffer or slot left by an earlier format must never be read
+ * under this one.  0 or -errno.
+ */
+int br_format(int fd, const struct br_super *sb);
+
+/*
+ * Tests and tools: create or truncate the regular file `path` to `size`
+ * bytes and format it with the given segment and buffer sizes and a new
+ * uuid (no fallocate, no checks of what was there: mkfs.bringfs does
+ * those).  0, -errno or BR_ERR_* from br_super_geometry; `why` (may be
+ * NULL) says why.
+ */
+int br_format_file(const char *path, uint64_t size, uint64_t seg_size,
+		   uint32_t buf_size, char *why, size_t why_len);
+
 #endif /* BR_SUPER_H */

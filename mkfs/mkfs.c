@@ -526,15 +526,6 @@ static void discard_device(const struct opts *o, const struct target *t)
 }
 
 /* One zero block at a 4096-aligned offset. */
-static int zero_block(int fd, uint64_t off)
-{
-	static const uint8_t zero[BR_BLOCK_SIZE];
-
-	if (pwrite(fd, zero, sizeof(zero), (off_t)off) != (ssize_t)sizeof(zero))
-		return errno ? -errno : -EIO;
-	return 0;
-}
-
 /*
  * Look at the target and decide everything; writes nothing.  On refusal
  * the message is printed and a negative value returned.
@@ -730,19 +721,7 @@ static int format(const struct opts *o, struct target *t, struct br_super *sb)
 	if (o->label)
 		br_super_set_label(sb, o->label);	/* checked in parse_args */
 
-	/* Slots and the first log block before the superblock: a buffer or
-	 * slot left by an earlier format must never be read under this one. */
-	err = zero_block(t->fd, sb->log_start);
-	if (!err)
-		err = br_slot_clear(t->fd, 1);
-	slot.seq = 1;
-	slot.ckpt_addr = 0;
-	slot.roll_addr = sb->log_start;
-	slot.roll_seq = 1;
-	if (!err)
-		err = br_slot_write(t->fd, sb, 0, &slot);
-	if (!err)
-		err = br_super_write(t->fd, sb);
+	err = br_format(t->fd, sb);
 	if (err) {
 		err_msg("cannot write to %s: %s", o->target, strerror(-err));
 		return err;

@@ -51,36 +51,7 @@ static const struct br_cred cred = { 1000, 1000 };
 
 static int format_image(const char *path)
 {
-	struct br_super sb;
-	struct br_slot slot = { .seq = 1, .roll_seq = 1 };
-	char why[256];
-	void *zero;
-	int fd, err;
-
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	err = ftruncate(fd, (off_t)IMG_SIZE) ? -errno : 0;
-	if (!err)
-		err = br_super_geometry(IMG_SIZE, SEG_SIZE, BUF_SIZE, &sb, why,
-					sizeof(why));
-	if (!err) {
-		uuid_generate(sb.uuid);
-		slot.roll_addr = sb.log_start;
-		zero = calloc(1, BR_BLOCK_SIZE);
-		if (pwrite(fd, zero, BR_BLOCK_SIZE, (off_t)sb.log_start) !=
-		    BR_BLOCK_SIZE)
-			err = -EIO;
-		free(zero);
-	}
-	if (!err)
-		err = br_slot_clear(fd, 1);
-	if (!err)
-		err = br_slot_write(fd, &sb, 0, &slot);
-	if (!err)
-		err = br_super_write(fd, &sb);
-	close(fd);
-	return err;
+	return br_format_file(path, IMG_SIZE, SEG_SIZE, BUF_SIZE, NULL, 0);
 }
 
 static struct br_fs *mount_path(const char *path);

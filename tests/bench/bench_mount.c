@@ -50,35 +50,8 @@ static double now_ms(void)
 
 static int format_image(const char *path, uint64_t size)
 {
-	struct br_super sb;
-	struct br_slot slot = { .seq = 1, .roll_seq = 1 };
-	char why[256];
-	void *zero = NULL;
-	int fd, err;
-
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	err = ftruncate(fd, (off_t)size) ? -errno : 0;
-	if (!err)
-		err = br_super_geometry(size, BR_SEG_SIZE_DEFAULT,
-					BR_BUF_SIZE_DEFAULT, &sb, why, sizeof(why));
-	if (!err) {
-		uuid_generate(sb.uuid);
-		slot.roll_addr = sb.log_start;
-		zero = calloc(1, BR_BLOCK_SIZE);
-		if (pwrite(fd, zero, BR_BLOCK_SIZE, (off_t)sb.log_start) != BR_BLOCK_SIZE)
-			err = -EIO;
-		free(zero);
-	}
-	if (!err)
-		err = br_slot_clear(fd, 1);
-	if (!err)
-		err = br_slot_write(fd, &sb, 0, &slot);
-	if (!err)
-		err = br_super_write(fd, &sb);
-	close(fd);
-	return err;
+	return br_format_file(path, size, BR_SEG_SIZE_DEFAULT,
+			      BR_BUF_SIZE_DEFAULT, NULL, 0);
 }
 
 static struct br_fs *open_fs(const char *path)
