@@ -22,7 +22,10 @@
 #include "util.h"
 
 #define CORRUPT BR_ERR_CORRUPT
-#define PIECE_MAX (256u << 10)	/* blob bytes per CKPT_DATA record */
+#define PIECE_MAX (32u << 10)	/* blob bytes per CKPT_DATA record: small,
+				 * so a checkpoint fits in the capped buffers
+				 * of a segment entered with none free after
+				 * it (core/store.c) */
 
 /* A completed buffer, recorded while a checkpoint is being taken. */
 struct watch_ent {

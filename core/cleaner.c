@@ -98,7 +98,8 @@ static uint64_t ckpt_guess(struct br_fs *fs)
 
 	br_ckpt_stats(fs, &st);
 	return st.last_blob_bytes + st.last_blob_bytes / 4 +
-	       16 * fs->sb.seg_count + (1u << 20);
+	       16 * fs->sb.seg_count +
+	       (st.last_blob_bytes ? 64u << 10 : 1u << 20);
 }
 
 /* Bytes of log that moving `live` bytes takes: data record headers in
@@ -122,24 +123,20 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 {
 	struct br_segtab *t = fs->segs;
 	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
+	uint64_t vmax = BR_SEG_VICTIM_MAX(seg), blocked_gain = 0, ck;
 	size_t n, nv = 0, nvict = 0;
-	double best_blocked = -1.0;	/* any blocked candidate: >= 0 */
 	size_t nblocked = 0;
 
-	*blocked = false;
 	roll = br_seg_ckpt_seq(t);
 	n = br_seg_candidates(t, c->cand, t->nseg, &now);
 	for (size_t i = 0; i < n; i++) {
 		double u = (double)c->cand[i].live / (double)seg;
 		double age = (double)(now - c->cand[i].newest) + 1.0;
 
-		if (c->cand[i].live >= seg)
-			continue;	/* nothing to gain */
+		if (c->cand[i].live > vmax)
+			continue;	/* gains less than its move costs */
 		if (c->cand[i].newest >= roll) {
-			double sc = (1.0 - u) * age / (1.0 + u);
-
-			if (sc > best_blocked)
-				best_blocked = sc;
+			blocked_gain += seg - c->cand[i].live;
 			nblocked++;
 			continue;
 		}
@@ -151,19 +148,21 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 		nv++;
 	}
 	nfree = br_seg_nfree(t);
+	/* A checkpoint would make the blocked candidates victims: worth it
+	 * only when what they would give back pays for it (its log bytes
+	 * and a segment's worth of moving) */
+	ck = ckpt_guess(fs);
+	*blocked = nblocked && blocked_gain > 2 * ck + seg;
 	/* An eighth of the log written since the roll point: take the
 	 * checkpoint now, while there is room for it, rather than when the
 	 * older victims run out (at ENOSPC's edge).  At most one checkpoint
 	 * per eighth of the log. */
-	if (nblocked * 8 >= t->nseg && nfree > BR_SEG_RESERVE + 1 &&
-	    (nfree - BR_SEG_RESERVE - 1) * seg > 2 * ckpt_guess(fs)) {
-		*blocked = true;
+	if (*blocked && nblocked * 8 >= t->nseg &&
+	    nfree > BR_SEG_RESERVE + 1 &&
+	    (nfree - BR_SEG_RESERVE - 1) * seg > 2 * ck)
 		return 0;
-	}
-	if (!nv) {
-		*blocked = best_blocked >= 0;
+	if (!nv)
 		return 0;
-	}
 	qsort(c->vict, nv, sizeof(*c->vict), by_score);
 	/* two free segments stay for metadata records (unlink, truncate,
 	 * this pass's own RELOC records) whatever happens to this pass: its
@@ -180,11 +179,11 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 		used += m;
 		c->vict[nvict++] = c->vict[i];
 	}
-	/* worth it only if it gains at least an eighth of a segment */
-	if (!nvict || nvict * seg < used + seg / 8) {
-		*blocked = best_blocked >= 0;
+	/* worth it only if it gains at least an eighth of a segment
+	 * more than it writes (moves and RELOC records: move_cost) */
+	if (!nvict || nvict * seg < used + seg / 8)
 		return 0;
-	}
+	*blocked = false;
 	*cost = used;
 	return nvict;
 }
@@ -537,10 +536,13 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 
 	nv = pick(fs, c, want, &cost, &blocked);
 	if (!nv && blocked &&
-	    br_seg_nfree(fs->segs) * seg > ckpt_guess(fs) + BR_SEG_RESERVE * seg) {
+	    br_seg_nfree(fs->segs) * seg > ckpt_guess(fs)) {
 		/* the victims worth taking hold records newer than the
 		 * checkpoint's roll point: they could not be freed before
-		 * the next one, so take it now (checkpoint.h) */
+		 * the next one, so take it now (checkpoint.h).  From the
+		 * reserve if need be: it is there for checkpoints, and what
+		 * the victims give back (pick: more than twice the
+		 * checkpoint) refills it */
 		err = clean_ckpt(fs, c);
 		if (err)
 			return err;

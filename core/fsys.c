@@ -1390,29 +1390,32 @@ static int mv_piece(void *ctx, uint64_t off, uint64_t len,
 	return 0;
 }
 
+static uint64_t user_reserve(struct br_fs *fs);
+
 /*
- * User data may use the log only while more than BR_SEG_RESERVE segments
+ * User data may use the log only while more than user_reserve() segments
  * are free (segment.h): the reserve keeps room for the records that free
- * space (unlink, truncate, punch) and for checkpoints, so a full
- * filesystem never deadlocks and the store never latches ENOSPC.  Dead
+ * space (unlink, truncate, punch), for checkpoints and, with the cleaner
+ * on, for a pass to move live data into, so a full filesystem never
+ * deadlocks and partly dead segments can always be reclaimed.  Dead
  * segments wait only for a checkpoint: take one.  Called with no lock
  * held (br_ckpt_write takes them all).  Concurrent writers may each pass
  * the check with one request (at most ~1 MiB from FUSE): the reserve
- * absorbs that.
+ * absorbs that, and the store refuses rather than wedges if it does not
+ * (core/store.c).
  */
 static int space_check(struct br_fs *fs)
 {
 	struct br_seg_space sp;
-	uint64_t nfree = br_seg_nfree(fs->segs);
+	uint64_t nfree = br_seg_nfree(fs->segs), res = user_reserve(fs);
 	int err;
 
 	/* segments a cleaning pass holds for its moves count as taken
 	 * (cleaner.h): users must not eat the room it needs to finish */
-	if (nfree > BR_SEG_RESERVE + br_cleaner_held(fs)) {
+	if (nfree > res + br_cleaner_held(fs)) {
 		if (br_cleaner_wanted(fs))
 			br_cleaner_kick(fs);
-		if (!fs->cleaner ||
-		    nfree > BR_SEG_RESERVE + BR_CLEAN_SYNC_SEGS)
+		if (!fs->cleaner || nfree > res + BR_CLEAN_SYNC_SEGS)
 			return 0;
 		/* Near the reserve with cleaning on: clean here while a
 		 * pass still has room to gain (BR_CLEAN_SYNC_SEGS); this
@@ -1420,25 +1423,25 @@ static int space_check(struct br_fs *fs)
 		 * thread.  Best effort: when nothing is worth cleaning
 		 * the write still gets the space above the reserve. */
 		(void)br_cleaner_run(fs, BR_CLEAN_SYNC_SEGS);
-		if (br_seg_nfree(fs->segs) > BR_SEG_RESERVE +
-		    br_cleaner_held(fs))
+		if (br_seg_nfree(fs->segs) > res + br_cleaner_held(fs))
 			return 0;
 	}
 	br_seg_space(fs->segs, &sp);
-	if (sp.free_segs + sp.dead_segs > BR_SEG_RESERVE) {
+	if (sp.free_segs + sp.dead_segs > res) {
 		err = br_ckpt_write(fs);
 		if (err)
 			return err;
-		if (br_seg_nfree(fs->segs) > BR_SEG_RESERVE +
-		    br_cleaner_held(fs))
+		if (br_seg_nfree(fs->segs) > res + br_cleaner_held(fs))
 			return 0;
 	}
 	/* Partly dead segments: clean before giving up.  br_cleaner_run
 	 * waits for a pass already running and holds no lock of ours. */
-	err = br_cleaner_run(fs, 0);
+	if (!fs->cleaner)
+		return -ENOSPC;
+	err = br_cleaner_run(fs, BR_SEG_CLEAN_ROOM);
 	if (err)
 		return err;
-	return br_seg_nfree(fs->segs) > BR_SEG_RESERVE ? 0 : -ENOSPC;
+	return br_seg_nfree(fs->segs) > res ? 0 : -ENOSPC;
 }
 
 int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
@@ -1693,63 +1696,26 @@ int br_fs_syncfs(struct br_fs *fs)
 	return err ? err : br_store_error(fs->store);
 }
 
-/*
- * Dead bytes the cleaner can give back to users: the unused part of every
- * segment that holds live data, is at least an eighth dead and is not open (the log's current and
- * next segment and the cleaner's head are counted by br_seg_user_avail or
- * not at all), less one segment: a pass runs only when it gains at least
- * half a segment, and the head it moves into is left partly empty, so the
- * last segment's worth of scattered dead space cannot be reached.  What
- * is left of it is promised: writes near the reserve run the cleaner
- * before they give up (space_check).
- * TODO(segment.c): belongs in br_seg_user_avail, under the table's lock
- * with one scan; done here with br_seg_usage while segment.c is in flux.
- */
-static uint64_t cleanable_bytes(struct br_fs *fs)
+/* Segments user data leaves free (segment.h): metadata's reserve, and
+ * with the cleaner on the room a pass moves into. */
+static uint64_t user_reserve(struct br_fs *fs)
 {
-	struct br_segtab *t = fs->segs;
-	uint64_t *live, cur, next, head, sum = 0;
-
-	live = malloc(t->nseg * sizeof(*live));
-	if (!live)
-		return 0;	/* an estimate: under-promise */
-	br_seg_usage(t, live);
-	pthread_mutex_lock(&t->lock);
-	cur = t->cur;
-	next = t->next;
-	head = t->chead;
-	pthread_mutex_unlock(&t->lock);
-	for (uint64_t s = 1; s < t->nseg; s++) {
-		/* less than an eighth dead: records, headers and tails
-		 * rather than data; a pass must gain that much per segment
-		 * to pay (cleaner.c) and near full it only burns log on
-		 * checkpoints trying */
-		if (s == cur || s == next || s == head || !live[s] ||
-		    live[s] + t->seg_size / 8 > t->seg_size)
-			continue;
-		sum += t->seg_size - live[s];
-	}
-	free(live);
-	return sum > t->seg_size ? sum - t->seg_size : 0;
+	return BR_SEG_RESERVE + (fs->cleaner ? BR_SEG_CLEAN_ROOM : 0);
 }
 
 /*
  * What users can still write (statfs's f_bavail and f_bfree, fallocate):
- * the free and dead segments beyond BR_SEG_RESERVE, the rest of the
- * log's current and next segment (br_seg_user_avail) and, with the
- * cleaner on, the dead space it can reach (cleanable_bytes).  Never more:
+ * the free and dead segments beyond the user reserve, the rest of the
+ * log's current and next segment and, with the cleaner on, the dead
+ * space it can reach (br_seg_user_avail).  Never more:
  * tests/mount/test_enospc.sh writes until ENOSPC and compares.
  */
 static uint64_t free_bytes(struct br_fs *fs)
 {
-	uint64_t avail;
-
 	if (!fs->store)
 		return 0;	/* read-only: no room to write, as on squashfs */
-	avail = br_seg_user_avail(fs->segs, br_store_next_addr(fs->store));
-	if (fs->cleaner)
-		avail += cleanable_bytes(fs);
-	return avail;
+	return br_seg_user_avail(fs->segs, br_store_next_addr(fs->store),
+				 user_reserve(fs), fs->cleaner != NULL);
 }
 
 int br_fs_fallocate(struct br_fs *fs, uint64_t ino, unsigned mode,

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -58,6 +59,13 @@ struct br_ring {
 	_Atomic uint32_t wake;		/* futex word: bumped on recycle/rotate */
 	_Atomic uint32_t sleepers;	/* threads in futex_wait on `wake` */
 	struct br_ring_config cfg;
+	_Atomic uint32_t next_cap;	/* cap of the generation after the
+					 * last one placed (written by its
+					 * seal owner before its `placed`
+					 * store, or from 0 by ring_unblock;
+					 * read by the rotator after loading
+					 * `placed`); 0: blocked */
+	pthread_mutex_t unblock_lock;	/* one cfg.unblock at a time */
 	uint8_t *mem;			/* nbuf * buf_size, one allocation */
 	struct br_ring_buf bufs[];
 };
@@ -126,9 +134,14 @@ int br_ring_create(const struct br_ring_config *cfg, struct br_ring **out)
 		atomic_init(&b->state, ST_FREE);
 		atomic_init(&b->seq, 0);
 		atomic_init(&b->placed, 0);
+		atomic_init(&b->cap, c.buf_size);
 	}
+	atomic_init(&r->next_cap, c.buf_size);
+	pthread_mutex_init(&r->unblock_lock, NULL);
 	/* Slot 0 opens with the first generation. */
 	atomic_init(&r->bufs[0].seq, c.first_seq);
+	if (c.first_cap >= 4096 && c.first_cap < c.buf_size)
+		atomic_init(&r->bufs[0].cap, c.first_cap);
 	atomic_init(&r->bufs[0].state, (uint64_t)c.hdr_size << ST_OFF_SHIFT);
 	atomic_init(&r->cur, cur_make(c.first_seq, 0));
 	*out = r;
@@ -139,6 +152,7 @@ void br_ring_destroy(struct br_ring *r)
 {
 	if (!r)
 		return;
+	pthread_mutex_destroy(&r->unblock_lock);
 	free(r->mem);
 	free(r);
 }
@@ -169,10 +183,18 @@ uint32_t br_ring_room(struct br_ring *r)
 	/* relaxed: a hint only (ring.h); no data is read through it */
 	uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
 	uint32_t off = st_off(st);
+	uint32_t cap = atomic_load_explicit(&b->cap, memory_order_relaxed);
 
-	if ((st & ST_FREE) || off >= r->cfg.buf_size)
+	if (st & ST_FREE)
 		return br_ring_max_record(r);
-	return r->cfg.buf_size - off;
+	return off >= cap ? 0 : cap - off;
+}
+
+void br_ring_set_next_cap(struct br_ring *r, uint32_t cap)
+{
+	atomic_store_explicit(&r->next_cap,
+			      cap < r->cfg.buf_size ? cap : r->cfg.buf_size,
+			      memory_order_relaxed);
 }
 
 int br_ring_error(struct br_ring *r)
@@ -242,6 +264,7 @@ static int ring_rotate_from(struct br_ring *r, uint64_t c)
 	unsigned slot = cur_slot(c), next = (slot + 1) % r->cfg.nbuf;
 	uint64_t seq = cur_seq(c);
 	struct br_ring_buf *b = &r->bufs[slot], *nb = &r->bufs[next];
+	uint32_t cap;
 	uint64_t s;
 
 	/* seq_cst (here, on `placed` in ring_finish_seal() and on the recycle
@@ -251,6 +274,11 @@ static int ring_rotate_from(struct br_ring *r, uint64_t c)
 	 * store and rotates, so the ring never stalls on that race. */
 	if (atomic_load_explicit(&b->placed, memory_order_seq_cst) != seq)
 		return -EAGAIN;	/* not sealed and placed yet */
+	/* acquire: pairs with ring_unblock's release (a store placed
+	 * earlier than `placed` is visible through the seq_cst load) */
+	cap = atomic_load_explicit(&r->next_cap, memory_order_acquire);
+	if (!cap)
+		return -ENOSPC;	/* no room for a successor yet */
 	s = atomic_load_explicit(&nb->state, memory_order_seq_cst);
 	/* FLUSH_REQ may be stray on an idle buffer (a late manual flush); the
 	 * open below clears it. */
@@ -261,9 +289,11 @@ static int ring_rotate_from(struct br_ring *r, uint64_t c)
 		    memory_order_acq_rel, memory_order_acquire))
 		return 0;	/* somebody else rotated */
 
-	/* We own the opening of `nb`.  Its generation must be visible before
-	 * any writer can reserve in it: the open CAS below is a release. */
+	/* We own the opening of `nb`.  Its generation and capacity must be
+	 * visible before any writer can reserve in it: the open CAS below is
+	 * a release. */
 	atomic_store_explicit(&nb->seq, seq + 1, memory_order_relaxed);
+	atomic_store_explicit(&nb->cap, cap, memory_order_relaxed);
 	s = atomic_load_explicit(&nb->state, memory_order_relaxed);
 	for (;;) {
 		/* A stale writer may hold a transient count on the free buffer
@@ -310,6 +340,9 @@ static void ring_finish_seal(struct br_ring *r, struct br_ring_buf *b,
 
 	b->used = used;
 	b->span = (used + 4095u) & ~4095u;
+	atomic_store_explicit(&r->next_cap, r->cfg.buf_size,
+			      memory_order_relaxed);	/* unless place says
+							 * otherwise */
 	err = r->cfg.place(r->cfg.ctx, b, &addr);
 	if (err < 0) {
 		br_ring_fail(r, err);
@@ -325,9 +358,43 @@ static void ring_finish_seal(struct br_ring *r, struct br_ring_buf *b,
 	ring_drop_writer(r, b);
 }
 
+/*
+ * Rotation from generation c is blocked (its seal owner set next_cap 0):
+ * ask the layer below for room, one asker at a time.  0 if rotation may
+ * go on, -ENOSPC if there is still no room (not latched).
+ */
+static int ring_unblock(struct br_ring *r, uint64_t c)
+{
+	struct br_ring_buf *b = &r->bufs[cur_slot(c)];
+	int err = 0;
+
+	if (!r->cfg.unblock)
+		return -ENOSPC;
+	pthread_mutex_lock(&r->unblock_lock);
+	/* Still the sealed, placed generation whose successor is blocked?
+	 * (Its placement is over and the next one cannot start before the
+	 * rotation we are after, so cfg.unblock runs alone.) */
+	if (atomic_load_explicit(&r->cur, memory_order_acquire) == c &&
+	    atomic_load_explicit(&b->placed, memory_order_seq_cst) ==
+	    cur_seq(c) &&
+	    !atomic_load_explicit(&r->next_cap, memory_order_acquire)) {
+		uint32_t cap = r->cfg.unblock(r->cfg.ctx);
+
+		if (cap > r->cfg.buf_size)
+			cap = r->cfg.buf_size;
+		/* release: what unblock set up (the store's next segment)
+		 * is visible to the rotator that reads the cap; pairs with
+		 * the acquire in ring_rotate_from() */
+		atomic_store_explicit(&r->next_cap, cap, memory_order_release);
+		err = cap ? 0 : -ENOSPC;
+	}
+	pthread_mutex_unlock(&r->unblock_lock);
+	return err;
+}
+
 int br_ring_reserve(struct br_ring *r, uint32_t len, struct br_ring_resv *rv)
 {
-	const uint32_t cap = r->cfg.buf_size;
+	uint32_t cap = r->cfg.buf_size;
 	const uint64_t add = (uint64_t)len << ST_OFF_SHIFT | ST_WRITER_ONE;
 	unsigned spins = 0;
 
@@ -357,7 +424,12 @@ int br_ring_reserve(struct br_ring *r, uint32_t len, struct br_ring_resv *rv)
 						 memory_order_acquire) ==
 			    cur_seq(c))
 				return -EAGAIN;
-			if (ring_rotate_from(r, c) == 0)
+			err = ring_rotate_from(r, c);
+			if (err == -ENOSPC)
+				err = ring_unblock(r, c);
+			if (err == -ENOSPC)
+				return err;
+			if (err == 0)
 				continue;
 			if (++spins < 64) {
 				sched_yield();
@@ -378,6 +450,10 @@ int br_ring_reserve(struct br_ring *r, uint32_t len, struct br_ring_resv *rv)
 			continue;
 		}
 		off = st_off(prev);
+		/* the generation we reserved in may be newer than the one
+		 * whose cap we read: read it again (the acq_rel fetch-add
+		 * pairs with the release that opened it) */
+		cap = atomic_load_explicit(&b->cap, memory_order_relaxed);
 		if ((uint64_t)off + len <= cap) {
 			rv->buf = b;
 			rv->off = off;
@@ -452,7 +528,8 @@ static bool ring_seal(struct br_ring *r, uint64_t seq, uint64_t req)
 		}
 		if (st_off(s) == r->cfg.hdr_size)
 			return false;	/* nothing in it */
-		if (st_off(s) > r->cfg.buf_size)
+		if (st_off(s) > atomic_load_explicit(&b->cap,
+						     memory_order_relaxed))
 			return true;	/* a crosser owns the seal */
 		/* Seal and take a writer count in one CAS, only while nobody
 		 * has crossed.  acq_rel: acquire the writers' reservations,

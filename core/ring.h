@@ -32,6 +32,16 @@
  * thread holding an old snapshot can never rotate twice (no ABA), and
  * buffers open in slot order, one generation after the other.
  *
+ * Capacity.  Each generation may hold `cap` bytes (header included),
+ * buf_size unless cfg.place, while placing generation g, called
+ * br_ring_set_next_cap() for g + 1 (the layer below knows where the next
+ * buffer can go: core/store.c caps it to what is left of a segment whose
+ * successor is not known yet).  A record that does not fit in a capped
+ * buffer seals it as any other would (possibly empty: a header only) and
+ * goes to the next one.  Capacity 0: nothing may be written now, so the
+ * next generation is not opened; reserve asks cfg.unblock and returns
+ * -ENOSPC (not latched) while there is still no room.
+ *
  * Ring exhausted (the next slot still in flight): writers sleep on a futex
  * until br_ring_complete() recycles a buffer.  Nothing spins unbounded and
  * nothing is dropped; writers outnumbering buffers only wait longer.
@@ -58,6 +68,9 @@ struct br_ring_buf {
 				 * while it holds a writer count */
 	uint32_t used;		/* bytes holding data, incl. the header area */
 	uint32_t span;		/* used rounded up to 4096 */
+	_Atomic uint32_t cap;	/* bytes this generation may fill, header
+				 * included (<= buf_size, see "Capacity");
+				 * set by the opener before the open store */
 	unsigned idx;		/* slot in the ring */
 	uint8_t *data;		/* buf_size bytes, 4096 aligned */
 };
@@ -73,10 +86,18 @@ struct br_ring_config {
 				 * seal, reserve returns -EAGAIN until
 				 * br_ring_rotate() */
 	uint64_t first_seq;	/* generation of the first buffer, >= 1 */
+	uint32_t first_cap;	/* its capacity (see "Capacity"), 4096..
+				 * buf_size; 0: buf_size */
 	/* Assign a log address to a sealed buffer of `span` bytes.  Called once
 	 * per buffer, in generation order.  A negative return latches that
 	 * error in the ring. */
 	int (*place)(void *ctx, struct br_ring_buf *b, uint64_t *addr);
+	/* Optional.  cfg.place gave the next generation capacity 0 (with
+	 * br_ring_set_next_cap), so the ring does not open it: return the
+	 * capacity it may have now, 0 if still none.  Called by reservers,
+	 * one at a time, between that placement and the next (never
+	 * concurrently with cfg.place). */
+	uint32_t (*unblock)(void *ctx);
 	/* Write the sealed buffer out; call br_ring_complete() when done. */
 	void (*dispatch)(void *ctx, struct br_ring_buf *b);
 	void *ctx;
@@ -94,7 +115,8 @@ int br_ring_create(const struct br_ring_config *cfg, struct br_ring **out);
 void br_ring_destroy(struct br_ring *r);
 
 /* Reserve len bytes (1..br_ring_max_record()).  0, -E2BIG, -EAGAIN (manual
- * rotate and current sealed), or the latched error. */
+ * rotate and current sealed), -ENOSPC (the next buffer has capacity 0 and
+ * cfg.unblock found none: not latched), or the latched error. */
 int br_ring_reserve(struct br_ring *r, uint32_t len, struct br_ring_resv *rv);
 
 /* The copy is done: drop the writer count; dispatch if last out of a sealed
@@ -116,6 +138,11 @@ int br_ring_rotate(struct br_ring *r);
 
 /* The buffer's write completed: recycle it (cfg.dispatch's counterpart). */
 void br_ring_complete(struct br_ring *r, struct br_ring_buf *b);
+
+/* From cfg.place only: the capacity of the generation after the one
+ * being placed (header included; 0 or BR_BLOCK_SIZE..buf_size, a multiple
+ * of 4096).  Not called: buf_size. */
+void br_ring_set_next_cap(struct br_ring *r, uint32_t cap);
 
 /* Latch an error: every later reserve returns it, waiters wake. */
 void br_ring_fail(struct br_ring *r, int err);

@@ -391,23 +391,37 @@ void br_seg_space(struct br_segtab *t, struct br_seg_space *sp)
 	pthread_mutex_unlock(&t->lock);
 }
 
-uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next)
+uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next,
+			   uint64_t reserve, bool cleanable)
 {
-	struct br_seg_space sp;
-	uint64_t pool, cur_end, avail;
+	uint64_t pool = 0, avail = 0, cur_end, dead = 0;
+	uint64_t vmax = BR_SEG_VICTIM_MAX(t->seg_size);
 
-	br_seg_space(t, &sp);
-	pool = sp.free_segs + sp.dead_segs;
-	if (pool <= BR_SEG_RESERVE)
-		return 0;
-	avail = (pool - BR_SEG_RESERVE) * t->seg_size;
 	pthread_mutex_lock(&t->lock);
+	for (uint64_t s = 1; s < t->nseg; s++) {
+		uint64_t live = atomic_load_explicit(&t->v[s].live,
+						     memory_order_relaxed);
+
+		if (s == t->cur || s == t->next || s == t->chead)
+			continue;
+		if (seg_free(t, s) || t->v[s].busy || live == 0)
+			pool++;		/* free, or dead: see br_seg_space */
+		else if (cleanable && live <= vmax)
+			dead += t->seg_size - live;
+	}
 	cur_end = (t->cur + 1) * t->seg_size;
-	if (t->next)
-		avail += t->seg_size;
+	if (pool > reserve) {
+		avail = (pool - reserve) * t->seg_size;
+		if (t->next)
+			avail += t->seg_size;
+		if (log_next < cur_end)
+			avail += cur_end - log_next;
+	}
 	pthread_mutex_unlock(&t->lock);
-	if (log_next < cur_end)
-		avail += cur_end - log_next;
+	/* the cleaner reaches scattered dead space only with room to move
+	 * into, which users never get (the reserve) */
+	if (dead > t->seg_size && pool >= reserve)
+		avail += dead - t->seg_size;
 	return avail;
 }
 

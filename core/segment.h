@@ -119,6 +119,11 @@ struct br_store;
  * -ENOSPC once no more than this many segments are free. */
 #define BR_SEG_RESERVE 2u
 
+/* With the cleaner on, users also leave this many segments free: the
+ * room a pass moves live data into, so that a full filesystem can always
+ * turn partly dead segments back into free ones (core/fsys.c). */
+#define BR_SEG_CLEAN_ROOM 1u
+
 struct br_seg {
 	_Atomic uint64_t live;	/* durable data bytes in the segment */
 	_Atomic uint64_t newest; /* newest buffer seq placed in it, 0: none */
@@ -227,17 +232,27 @@ void br_seg_space(struct br_segtab *t, struct br_seg_space *sp);
 uint64_t br_seg_nfree(struct br_segtab *t);
 
 /*
- * Bytes a user can still write without cleaning: 0 once no more than
- * BR_SEG_RESERVE segments are free or dead (dead ones become free at the
- * next checkpoint), else the free and dead segments beyond the reserve,
- * the chosen next segment and what is left of the current one (log_next:
- * where the next buffer goes).  Partly dead segments are not counted: what
- * the cleaner gains from them depends on how their dead bytes lie (a
- * segment's unused tail is not gained back), so statfs under-reports by at
- * most the cleaner's working room rather than promise space that writes
+ * Bytes a user can still write: 0 once no more than `reserve` segments
+ * are free or dead (dead ones become free at the next checkpoint), else
+ * the free and dead segments beyond the reserve, the chosen next segment
+ * and what is left of the current one (log_next: where the next buffer
+ * goes); with `cleanable`, also the dead bytes the cleaner can reach: the
+ * unused part of every segment that is not open, holds live data and is
+ * at most BR_SEG_VICTIM_MAX live (the cleaner takes no fuller victim),
+ * less one segment (the head a pass moves into is left partly empty, so
+ * the last segment's worth of scattered dead space cannot be reached).
+ * One scan under the table's lock.  Fuller segments are not counted: what
+ * the cleaner would gain from them does not pay for the move, so statfs
+ * under-reports by their dead bytes rather than promise space writes
  * could not get.
  */
-uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next);
+uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next,
+			   uint64_t reserve, bool cleanable);
+
+/* The fullest segment the cleaner cleans: 7/8 live (a pass that moves a
+ * fuller one writes 7 bytes to gain one, more with its RELOC records and
+ * checkpoints, and near full it only churns). */
+#define BR_SEG_VICTIM_MAX(seg_size) ((seg_size) - (seg_size) / 8)
 
 /* A segment the cleaner may clean (br_seg_candidates). */
 struct br_seg_cand {

@@ -8,7 +8,13 @@
  * owners touch; the ring's rotation chain orders them, so no atomic is
  * needed.  A buffer that does not fit in the rest of its segment goes to
  * the segment chosen in advance (next_seg, written in every header: see
- * format.h); when there is none, the ring latches -ENOSPC.
+ * format.h).  A segment may be entered while no other is free; then the
+ * buffers placed in it are capped so that each leaves room for a
+ * successor in the same segment (store_next_cap), the allocator is asked
+ * again at every placement, and when only the last block is left the
+ * ring opens no buffer until a segment is free: reservations get -ENOSPC
+ * meanwhile, not latched (store_unblock).  A full log is an error of the
+ * moment, never a wedge.
  */
 #include "store.h"
 
@@ -58,15 +64,53 @@ static int store_pick_seg(struct br_store *s, uint64_t seg, uint64_t *next)
 	return 0;
 }
 
+/*
+ * Capacity of the buffer after the one just placed (br_ring_set_next_cap).
+ * With a next segment chosen it may hold anything: what does not fit here
+ * goes there.  Without one its successor must lie in what is left of this
+ * segment (format.h: replay looks at the end of the previous buffer, then
+ * at the next_seg that buffer names), and a buffer placed here while
+ * still no segment is free must in turn leave a block for the one after
+ * it.  So it gets the room less a block; with only one block left it gets
+ * nothing (the ring does not open it) until store_unblock finds a
+ * segment, and then the last block.
+ */
+static uint32_t store_next_cap(const struct br_store *s)
+{
+	uint64_t room = s->seg_end - s->next_addr;
+
+	if (s->next_seg)
+		return UINT32_MAX;
+	if (room < 2 * BR_BLOCK_SIZE)
+		return 0;
+	room -= BR_BLOCK_SIZE;
+	return room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
+}
+
+/* The ring's unblock callback: store_next_cap gave the next buffer no
+ * room; runs between two placements (ring.h).  Room it may have now. */
+static uint32_t store_unblock(void *ctx)
+{
+	struct br_store *s = ctx;
+	uint64_t room = s->seg_end - s->next_addr;
+
+	if (!s->next_seg && s->cfg.alloc_seg &&
+	    store_pick_seg(s, s->seg_end - s->cfg.seg_size, &s->next_seg))
+		return 0;
+	if (!s->next_seg)
+		return 0;
+	return room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
+}
+
 static int store_place(void *ctx, struct br_ring_buf *b, uint64_t *addr)
 {
 	struct br_store *s = ctx;
 	int err = 0;
 
-	/* A segment entered while none was free: try again now, so the
-	 * buffers still to come in this one name where the log goes. */
-	if (!s->next_seg && s->cfg.alloc_seg &&
-	    s->next_addr + b->span <= s->seg_end) {
+	/* A segment entered while none was free: try again at every
+	 * buffer, so the first buffer placed once one is (a checkpoint or
+	 * a durable delete freed it) names where the log goes. */
+	if (!s->next_seg && s->cfg.alloc_seg) {
 		err = store_pick_seg(s, s->seg_end - s->cfg.seg_size,
 				     &s->next_seg);
 		if (err) {
@@ -77,10 +121,17 @@ static int store_place(void *ctx, struct br_ring_buf *b, uint64_t *addr)
 	if (s->next_addr + b->span > s->seg_end) {
 		uint64_t seg = s->next_seg;
 
+		/* Without a next segment the ring capped this buffer to
+		 * the room here (store_next_cap), so this fails only when
+		 * a buffer the size of a whole segment finds nothing free
+		 * after it (segments of one buffer). */
 		if (!seg)
 			err = -ENOSPC;
 		else
 			err = store_pick_seg(s, seg, &s->next_seg);
+		if (!err && !s->next_seg &&
+		    b->span + BR_BLOCK_SIZE > s->cfg.seg_size)
+			err = -ENOSPC;
 		if (err) {
 			/* Nothing after this buffer can become durable: tell
 			 * waiters now rather than let them wait for a write
@@ -94,6 +145,7 @@ static int store_place(void *ctx, struct br_ring_buf *b, uint64_t *addr)
 	*addr = s->next_addr;
 	s->next_addr += b->span;
 	s->slots[b->idx].next_seg = s->next_seg;
+	br_ring_set_next_cap(s->ring, store_next_cap(s));
 	if (s->cfg.placed)
 		s->cfg.placed(s->cfg.alloc_ctx ? s->cfg.alloc_ctx : s->cfg.ctx,
 			      *addr,
@@ -224,6 +276,13 @@ int br_store_open(const struct br_store_config *cfg, struct br_store **out)
 	rc.first_seq = cfg->next_seq;
 	rc.place = store_place;
 	rc.dispatch = store_dispatch;
+	rc.unblock = store_unblock;
+	/* a mount may find the log in a segment with no successor */
+	rc.first_cap = store_next_cap(s);
+	if (!rc.first_cap)
+		rc.first_cap = BR_BLOCK_SIZE;	/* the last block: a buffer
+						 * that names a segment if one
+						 * is free by then */
 	rc.ctx = s;
 	err = br_ring_create(&rc, &s->ring);
 	if (err)

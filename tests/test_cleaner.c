@@ -448,6 +448,152 @@ static void test_full_log_enospc_then_deletes_let_overwrites_go_on(void **state)
 	model_free(&m);
 }
 
+/*
+ * A full filesystem never wedges (cleaner on and off): fill with 512 KiB
+ * files until ENOSPC, delete every other one, fill what that freed with
+ * one file until ENOSPC, then truncate and unlink must succeed, the store
+ * must not have latched an error, and writes must work again; five
+ * rounds on one mount, then a remount that finds every file intact.  The
+ * log's last segment then fills with checkpoints and unlink records while
+ * no segment is free; a buffer that did not fit there used to latch
+ * ENOSPC (a segment entered with no next segment chosen).
+ */
+static void pattern(uint8_t *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)((seed + i) * 2654435761u >> 13);
+}
+
+static void truncate_to(struct br_fs *fs, uint64_t ino, uint64_t size)
+{
+	struct br_setattr sa = { .valid = BR_SET_SIZE, .size = size };
+	struct stat st;
+
+	assert_int_equal(br_fs_setattr(fs, ino, &sa, &st), 0);
+}
+
+static void full_log_cycles(bool cleaner)
+{
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
+				   .ckpt_bytes = UINT64_MAX,
+				   .ckpt_secs = UINT32_MAX,
+				   .cleaner = cleaner };
+	const uint32_t fsz = 512u << 10;
+	uint8_t *buf = malloc(1u << 20), *got = malloc(fsz);
+	uint64_t kept[512], inos[512];
+	struct br_fs *fs = NULL;
+	char why[256] = "", name[32];
+	int nkept = 0;
+
+	assert_non_null(buf);
+	assert_non_null(got);
+	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
+	for (int round = 0; round < 5; round++) {
+		bool last = round == 4;
+		struct stat st;
+		uint64_t big, off = 0;
+		ssize_t w = 0;
+		int n = 0, err = 0;
+
+		/* 512 KiB files until ENOSPC */
+		for (;;) {
+			snprintf(name, sizeof(name), "r%d.%d", round, n);
+			err = br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0,
+					  &cred, &st);
+			if (err)
+				break;
+			assert_true(n < 512);
+			inos[n++] = st.st_ino;
+			pattern(buf, fsz, st.st_ino);
+			w = br_fs_write(fs, st.st_ino, buf, fsz, 0);
+			if (w != (ssize_t)fsz) {
+				err = w < 0 ? (int)w : -ENOSPC;
+				/* a short file: cut it to nothing */
+				truncate_to(fs, st.st_ino, 0);
+				br_fs_forget(fs, st.st_ino, 1);
+				break;
+			}
+			br_fs_forget(fs, st.st_ino, 1);
+		}
+		assert_int_equal(err, -ENOSPC);
+		assert_int_equal(br_store_error(fs->store), 0);
+		assert_true(n > 8);
+		/* every other one goes */
+		for (int i = 0; i < n; i += 2) {
+			snprintf(name, sizeof(name), "r%d.%d", round, i);
+			assert_int_equal(br_fs_unlink(fs, ROOT, name), 0);
+		}
+		/* one file into what that freed, until ENOSPC */
+		assert_int_equal(br_fs_mknod(fs, ROOT, "big", S_IFREG | 0644,
+					     0, &cred, &st), 0);
+		big = st.st_ino;
+		for (;;) {
+			pattern(buf, 1u << 20, off);
+			w = br_fs_write(fs, big, buf, 1u << 20, off);
+			if (w <= 0)
+				break;
+			off += (uint64_t)w;
+		}
+		assert_int_equal(w, -ENOSPC);
+		assert_int_equal(br_store_error(fs->store), 0);
+		fprintf(stderr, "round %d: %d files, then %llu KiB\n", round, n,
+			(unsigned long long)(off >> 10));
+		if (cleaner)	/* half of every segment is dead */
+			assert_true(off >= 4u << 20);
+		/* truncate and unlink on the full fs */
+		truncate_to(fs, big, 4096);
+		br_fs_forget(fs, big, 1);
+		assert_int_equal(br_fs_unlink(fs, ROOT, "big"), 0);
+		for (int i = 1; i < n; i += 2) {
+			snprintf(name, sizeof(name), "r%d.%d", round, i);
+			if (last && nkept < 512) {
+				kept[nkept++] = inos[i];
+				continue;
+			}
+			assert_int_equal(br_fs_unlink(fs, ROOT, name), 0);
+		}
+		assert_int_equal(br_store_error(fs->store), 0);
+		if (last)
+			break;
+		/* writes work again */
+		assert_int_equal(br_fs_mknod(fs, ROOT, "again", S_IFREG | 0644,
+					     0, &cred, &st), 0);
+		pattern(buf, 1u << 20, 7);
+		assert_int_equal(br_fs_write(fs, st.st_ino, buf, 1u << 20, 0),
+				 1u << 20);
+		br_fs_forget(fs, st.st_ino, 1);
+		assert_int_equal(br_fs_unlink(fs, ROOT, "again"), 0);
+	}
+	assert_int_equal(br_fs_close(fs), 0);
+	/* the last round's files survive a remount intact */
+	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
+	for (int i = 0; i < nkept; i++) {
+		ssize_t r;
+
+		assert_true(kept[i] != 0);
+		pattern(buf, fsz, kept[i]);
+		r = br_fs_read(fs, kept[i], got, fsz, 0);
+		/* the one cut short at ENOSPC holds nothing */
+		assert_true(r == (ssize_t)fsz || r == 0);
+		assert_memory_equal(got, buf, (size_t)r);
+	}
+	assert_int_equal(br_fs_close(fs), 0);
+	free(got);
+	free(buf);
+}
+
+static void test_full_log_never_wedges_with_the_cleaner(void **state)
+{
+	(void)state;
+	full_log_cycles(true);
+}
+
+static void test_full_log_never_wedges_without_the_cleaner(void **state)
+{
+	(void)state;
+	full_log_cycles(false);
+}
+
 static int hook_at;		/* copy after this many victims moved */
 static int hook_copies;
 
@@ -817,6 +963,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_overwrites_of_a_full_log_never_get_enospc,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_log_enospc_then_deletes_let_overwrites_go_on,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_log_never_wedges_with_the_cleaner,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_log_never_wedges_without_the_cleaner,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_cleaning_loses_nothing_fsynced,
 						setup, teardown),
