@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,9 @@ struct wbuf {
 	int err;
 };
 
+/* The blob grows inside a batch of the walk or a copy-on-write, with
+ * writers waiting: it lives in an anonymous mapping that mremap moves
+ * without copying (realloc copied the whole blob, ~10 ms at 32 MiB). */
 static void *wb_take(struct wbuf *w, size_t len)
 {
 	size_t padded = (len + 7) & ~(size_t)7;
@@ -167,12 +171,14 @@ static void *wb_take(struct wbuf *w, size_t len)
 		return NULL;
 	if (w->n + padded > w->cap) {
 		size_t cap = w->cap ? w->cap : 1u << 20;
-		uint8_t *p;
+		void *p;
 
 		while (cap < w->n + padded)
 			cap *= 2;
-		p = realloc(w->p, cap);
-		if (!p) {
+		p = w->p ? mremap(w->p, w->cap, cap, MREMAP_MAYMOVE)
+			 : mmap(NULL, cap, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED) {
 			w->err = -ENOMEM;
 			return NULL;
 		}
@@ -183,6 +189,13 @@ static void *wb_take(struct wbuf *w, size_t len)
 	memset((uint8_t *)r + len, 0, padded - len);
 	w->n += padded;
 	return r;
+}
+
+static void wb_free(struct wbuf *w)
+{
+	if (w->p)
+		munmap(w->p, w->cap);
+	free(w->pv);
 }
 
 static void wb_bytes(struct wbuf *w, const void *src, size_t len)
@@ -500,7 +513,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 	sc.usage = calloc(nseg ? nseg : 1, sizeof(*sc.usage));
 	if (!sc.usage || !wb_take(&w, sizeof(*b))) {
 		free(sc.usage);
-		free(w.p);
+		wb_free(&w);
 		return -ENOMEM;
 	}
 	memset(w.p, 0, sizeof(*b));
@@ -654,8 +667,7 @@ out:
 	/* A failed attempt may have left records of `gen` in the log: never
 	 * publish another checkpoint under the same generation. */
 	c->next_gen = gen + 1;
-	free(w.p);
-	free(w.pv);
+	wb_free(&w);
 	free(sc.usage);
 	return err;
 }
