@@ -139,11 +139,15 @@ void br_cleaner_stop(struct br_fs *fs);
 /*
  * Make more than BR_SEG_RESERVE + `nsegs` segments free if cleaning can:
  * waits for a pass already running, then runs passes (each ends with a
- * sync of its RELOC records) until that many are free or one makes no
- * progress.  Call
- * with no filesystem lock held.  Returns 0 when enough segments are free,
- * -ENOSPC when cleaning cannot free more, or -errno (store error,
- * -ENOMEM, read errors).
+ * sync of its RELOC records) until that many are free, one makes no
+ * progress, or 8 have run (a writer calling this is not held up longer).
+ * Call with no filesystem lock held.  Returns 0 when enough segments are
+ * free, and also after 8 passes that each cleaned something while more
+ * than BR_SEG_RESERVE are free (callers re-check the count); -ENOSPC when
+ * a pass finds nothing worth cleaning (no victim at most
+ * BR_SEG_VICTIM_MAX live, or too little room to gain) before enough are
+ * free; or -errno (store error, -ENOMEM, read errors).  A target beyond
+ * what the live data leaves of the log is never reached.
  */
 int br_cleaner_run(struct br_fs *fs, unsigned nsegs);
 
