@@ -49,10 +49,11 @@ br_setup "$CR_MKFS_ARG" "$CR_FS_ARG"
 
 field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
 
+# fresh_image [MKFS-OPTION...]
 fresh_image() {
 	if br_any_mount; then br_unmount || br_die "unclean unmount"; fi
 	cr_wait_unlocked "$BR_IMG" || br_die "image still locked after a clean unmount"
-	"$BR_MKFS" -f -q -s "$BR_IMAGE_SIZE" "$BR_IMG" >"$BR_TMP/mkfs.log" 2>&1 ||
+	"$BR_MKFS" -f -q -s "$BR_IMAGE_SIZE" "$@" "$BR_IMG" >"$BR_TMP/mkfs.log" 2>&1 ||
 		br_die "mkfs failed: $(cat "$BR_TMP/mkfs.log")"
 }
 
@@ -167,7 +168,10 @@ declare -A dmodes=()
 for r in $(seq 1 "$CR_ROUNDS"); do
 	s=$((CR_SEED * 1000 + 700 + r))
 	mode=$(case $((r % 3)) in 0) echo preslot;; 1) echo postslot;; 2) echo tornslot;; esac)
-	fresh_image
+	# 8 MiB segments (mkfs picks 2 MiB for 1 GiB): preslot and tornslot
+	# need the older slot's chain, which smaller segments free and reuse
+	# within a round more often than not
+	fresh_image -S 8M
 	br_mount
 	mkdir "$BR_MNT/w" && sync "$BR_MNT" || br_die "(d) mkdir"
 	ms=$(cr_rand "$s" 600 1500)
