@@ -10,11 +10,16 @@
 #define BR_TEST_H
 
 #define _XOPEN_SOURCE 700
+#include <errno.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 static char br_test_dir_path[256];
 
@@ -61,6 +66,23 @@ static inline const char *br_test_dir(void)
 		signal(SIGABRT, br_test_dir_signal);
 	}
 	return br_test_dir_path;
+}
+
+/* False (after saying why) when this machine has no io_uring for us
+ * (kernel without it, or forbidden): the test then exits 77, meson's
+ * "skipped".  Any other error is left for the test to fail on. */
+static inline bool br_test_have_io_uring(void)
+{
+	struct io_uring ring;
+	int err = io_uring_queue_init(2, &ring, 0);
+
+	if (err == -ENOSYS || err == -EPERM) {
+		printf("SKIP: io_uring is not available here (%s)\n", strerror(-err));
+		return false;
+	}
+	if (!err)
+		io_uring_queue_exit(&ring);
+	return true;
 }
 
 #endif /* BR_TEST_H */

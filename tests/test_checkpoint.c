@@ -770,14 +770,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fsck_finds_and_repairs_injected_inconsistencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_reports_a_log_that_does_not_load, setup, teardown),
 	};
-	struct io_uring ring;
-	int err = io_uring_queue_init(4, &ring, 0);
 
-	if (err == -ENOSYS || err == -EPERM) {
-		printf("SKIP: io_uring is not available here (%s)\n", strerror(-err));
+	if (!br_test_have_io_uring())
 		return 77;
-	}
-	if (!err)
-		io_uring_queue_exit(&ring);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

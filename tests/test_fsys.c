@@ -720,14 +720,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stats_xattr_reports_space_and_write_amplification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_device_turns_read_only_and_keeps_synced_data, setup, teardown),
 	};
-	struct io_uring ring;
-	int err = io_uring_queue_init(4, &ring, 0);
 
-	if (err == -ENOSYS || err == -EPERM) {
-		printf("SKIP: io_uring is not available here (%s)\n", strerror(-err));
+	if (!br_test_have_io_uring())
 		return 77;
-	}
-	if (!err)
-		io_uring_queue_exit(&ring);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
