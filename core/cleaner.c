@@ -124,11 +124,15 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 	struct br_segtab *t = fs->segs;
 	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
 	uint64_t vmax = BR_SEG_VICTIM_MAX(seg), blocked_gain = 0, ck;
-	size_t n, nv = 0, nvict = 0;
-	size_t nblocked = 0;
+	size_t n, nv, nvict;
+	size_t nblocked;
+	bool full = false;
 
 	roll = br_seg_ckpt_seq(t);
 	n = br_seg_candidates(t, c->cand, t->nseg, &now);
+again:
+	nv = nvict = nblocked = 0;
+	blocked_gain = 0;
 	for (size_t i = 0; i < n; i++) {
 		double u = (double)c->cand[i].live / (double)seg;
 		double age = (double)(now - c->cand[i].newest) + 1.0;
@@ -162,7 +166,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 	    (nfree - BR_SEG_RESERVE - 1) * seg > 2 * ck)
 		return 0;
 	if (!nv)
-		return 0;
+		goto fuller;
 	qsort(c->vict, nv, sizeof(*c->vict), by_score);
 	/* two free segments stay for metadata records (unlink, truncate,
 	 * this pass's own RELOC records) whatever happens to this pass: its
@@ -182,10 +186,23 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 	/* worth it only if it gains at least an eighth of a segment
 	 * more than it writes (moves and RELOC records: move_cost) */
 	if (!nvict || nvict * seg < used + seg / 8)
-		return 0;
+		goto fuller;
 	*blocked = false;
 	*cost = used;
 	return nvict;
+fuller:
+	/* The limit is a preference, not a wall: when the segments at most
+	 * 7/8 live give no pass worth running, the fuller ones are all the
+	 * dead space there is (a sequential fill overwritten at random
+	 * spreads it thinly: at 90 % full no segment gets an eighth dead
+	 * before the free ones run out, and every overwrite got ENOSPC with
+	 * ~20 MiB reclaimable).  The gain rule above still keeps a pass from
+	 * churning; the batch just has to be bigger. */
+	if (full)
+		return 0;
+	full = true;
+	vmax = seg;
+	goto again;
 }
 
 /* ------------------------------------------------------------------ */

@@ -9,13 +9,13 @@
  *      segment (saved in checkpoints: it survives a remount).  The
  *      current segment, the chosen next one and the head are never
  *      candidates; nor is a segment with no live data (it only waits for
- *      durability or a checkpoint), nor one more than 7/8 live
- *      (BR_SEG_VICTIM_MAX: moving it costs more than it gains), nor one
- *      holding a buffer at or after
+ *      durability or a checkpoint), nor one holding a buffer at or after
  *      the newest durable checkpoint's roll point (roll-forward reads it,
  *      so it would not be free after the pass; when nothing else is worth
  *      cleaning the pass takes a checkpoint first).  Victims are taken
- *      best score first while what they hold fits in the free segments
+ *      best score first, from those at most 7/8 live (BR_SEG_VICTIM_MAX)
+ *      or, when they give no pass worth running, from all, while what
+ *      they hold fits in the free segments
  *      (two are always left for metadata and the pass's own RELOC
  *      records); a pass that would not gain an eighth of a segment more
  *      than it writes is not run.
@@ -74,9 +74,12 @@
  * reserve when the victims it unblocks give back more than twice its size.
  *
  * Measured (tests/bench/wa-bench.sh --quick: 256 MiB, 254 segments of
- * 1 MiB, 4 KiB random overwrites): WA 1.15 / 1.25 (uniform / hot-cold)
- * at 50 %, 1.25 / 1.50 at 70 %, 8.3 / 8.0 at 90 %; victims ~88 % live at
- * 90 %, throughput under cleaning 0.30x of an empty filesystem.  Earlier,
+ * 1 MiB, 4 KiB random overwrites): WA 1.02 / 1.25 (uniform / hot-cold)
+ * at 50 %, 1.23 / 1.51 at 70 %, 6.35 / 8.32 at 90 %; throughput under
+ * cleaning 0.38x of an empty filesystem.  With victims capped at 7/8
+ * live (a906ff8) the 90 % runs got ENOSPC on overwrites with no pass
+ * run: the dead space was spread thinner than an eighth per segment (so
+ * the cap is a preference, pick in cleaner.c).  Earlier,
  * with 31 segments of 8 MiB, the dominant cost was the free space the
  * triggers hoarded (writers cleaned from 6 free segments: a fifth of the
  * log kept empty, victims 92 % live at 70 % utilisation); the per-pass

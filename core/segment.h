@@ -238,7 +238,9 @@ uint64_t br_seg_nfree(struct br_segtab *t);
  * and what is left of the current one (log_next: where the next buffer
  * goes); with `cleanable`, also the dead bytes the cleaner can reach: the
  * unused part of every segment that is not open, holds live data and is
- * at most BR_SEG_VICTIM_MAX live (the cleaner takes no fuller victim),
+ * at most BR_SEG_VICTIM_MAX live (the cleaner takes fuller victims only
+ * when these give no pass worth running, at a cost of 7 moved bytes or
+ * more per byte gained),
  * less one segment (the head a pass moves into is left partly empty, so
  * the last segment's worth of scattered dead space cannot be reached).
  * One scan under the table's lock.  Fuller segments are not counted: what
@@ -249,9 +251,12 @@ uint64_t br_seg_nfree(struct br_segtab *t);
 uint64_t br_seg_user_avail(struct br_segtab *t, uint64_t log_next,
 			   uint64_t reserve, bool cleanable);
 
-/* The fullest segment the cleaner cleans: 7/8 live (a pass that moves a
- * fuller one writes 7 bytes to gain one, more with its RELOC records and
- * checkpoints, and near full it only churns). */
+/* The fullest segment the cleaner prefers to clean: 7/8 live (a pass
+ * that moves a fuller one writes 7 bytes to gain one, more with its RELOC
+ * records).  Fuller ones are taken only when no pass can be made of
+ * these: a fill overwritten at random leaves its dead space spread
+ * thinner than an eighth per segment, and refusing it gave every
+ * overwrite ENOSPC at 90 % full (cleaner.c, pick). */
 #define BR_SEG_VICTIM_MAX(seg_size) ((seg_size) - (seg_size) / 8)
 
 /* A segment the cleaner may clean (br_seg_candidates). */

@@ -89,12 +89,13 @@ int br_super_geometry(uint64_t dev_size, uint64_t seg_size, uint32_t buf_size,
  * BR_SEG_RESERVE reserve, with the cleaner on BR_SEG_CLEAN_ROOM more
  * (segment.h), the log's current and next segment and the cleaner's
  * head: 6; and the BR_CLEAN_SYNC_SEGS above the reserve that writers
- * clean from are rarely filled, about 8 in all; besides, the dead eighth
- * of a segment over BR_SEG_VICTIM_MAX live is not reclaimed); with 8 MiB
- * segments a 256 MiB image has 31, so that overhead alone is a quarter
- * of the device and 90 % utilisation cannot even be reached.  With 256
- * segments the fixed part is about 3 %.  Big devices keep BR_SEG_SIZE_DEFAULT:
- * fewer segment switches, and a cleaner victim is read in one large I/O.
+ * clean from are rarely filled, about 8 in all; besides, statfs does
+ * not promise the dead eighth of a segment over BR_SEG_VICTIM_MAX live);
+ * with 8 MiB segments a 256 MiB image has 31, so that overhead alone is
+ * a quarter of the device and 90 % utilisation cannot even be reached.
+ * With 256 segments the fixed part is about 3 %.  Big devices keep
+ * BR_SEG_SIZE_DEFAULT: fewer segment switches, and a cleaner victim is
+ * read in one large I/O.
  *
  * Buffer size: BR_BUF_SIZE_DEFAULT, but no more than a segment /
  * BR_SEG_BUFS_MIN: a buffer that does not fit in what is left of a

@@ -757,8 +757,7 @@ static void test_pass_frees_victims_without_a_checkpoint(void **state)
 	 * the log, asked before, is beyond that at 80 % fill (~100 MiB live
 	 * in ~125 segments: at most ~22 free, 33 asked): the run returned
 	 * 0 only when its eighth pass still found a victim (the pass cap)
-	 * and -ENOSPC when the victims at most 7/8 live ran out first, as
-	 * they rightly do near 20 free. */
+	 * and -ENOSPC when the victims ran out first (near 20 free). */
 	{
 		struct br_seg_space sp;
 		uint64_t seg = fs->segs->seg_size, reach, want;
