@@ -8,8 +8,9 @@
  * the middle of a cleaning pass (a copy of the image taken after some
  * victims moved, before the checkpoint) loses nothing that was fsync'd.
  *
- * Images (128 MiB, 1 MiB segments, 256 KiB buffers) go to $BR_TEST_DIR
- * (default: the current directory; tmpfs has no O_DIRECT).  No io_uring:
+ * Images (128 MiB, 1 MiB segments, 256 KiB buffers) go to a temporary
+ * directory (brtest.h: under $BR_TEST_DIR, default /var/tmp; tmpfs has no
+ * O_DIRECT), removed at exit.  No io_uring:
  * exit 77.
  */
 #include <errno.h>
@@ -26,6 +27,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "brtest.h"
 #include <liburing.h>
 #include <uuid/uuid.h>
 
@@ -58,36 +61,7 @@ static uint64_t rnd(void)
 
 static int format_image(const char *path)
 {
-	struct br_super sb;
-	struct br_slot slot = { .seq = 1, .roll_seq = 1 };
-	char why[256];
-	void *zero;
-	int fd, err;
-
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	err = ftruncate(fd, (off_t)IMG_SIZE) ? -errno : 0;
-	if (!err)
-		err = br_super_geometry(IMG_SIZE, SEG_SIZE, BUF_SIZE, &sb, why,
-					sizeof(why));
-	if (!err) {
-		uuid_generate(sb.uuid);
-		slot.roll_addr = sb.log_start;
-		zero = calloc(1, BR_BLOCK_SIZE);
-		if (pwrite(fd, zero, BR_BLOCK_SIZE, (off_t)sb.log_start) !=
-		    BR_BLOCK_SIZE)
-			err = -EIO;
-		free(zero);
-	}
-	if (!err)
-		err = br_slot_clear(fd, 1);
-	if (!err)
-		err = br_slot_write(fd, &sb, 0, &slot);
-	if (!err)
-		err = br_super_write(fd, &sb);
-	close(fd);
-	return err;
+	return br_format_file(path, IMG_SIZE, SEG_SIZE, BUF_SIZE, NULL, 0);
 }
 
 static struct br_fs *mount_opts(const char *path, bool ro)
@@ -140,16 +114,11 @@ static void copy_file(const char *from, const char *to)
 
 static int setup(void **state)
 {
-	const char *dir = getenv("BR_TEST_DIR");
-	struct io_uring ring;
 	int fd;
 
-	if (io_uring_queue_init(2, &ring, 0)) {
-		fprintf(stderr, "no io_uring: skip\n");
+	if (!br_test_have_io_uring())
 		exit(77);
-	}
-	io_uring_queue_exit(&ring);
-	snprintf(img, sizeof(img), "%s/test_cleaner.XXXXXX", dir ? dir : ".");
+	snprintf(img, sizeof(img), "%s/test_cleaner.XXXXXX", br_test_dir());
 	fd = mkstemp(img);
 	if (fd < 0)
 		return -1;

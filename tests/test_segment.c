@@ -96,14 +96,10 @@ static struct br_fs *mount_path(const char *path)
 
 static int setup(void **state)
 {
-	struct io_uring ring;
 	int fd;
 
-	if (io_uring_queue_init(2, &ring, 0)) {
-		fprintf(stderr, "no io_uring: skip\n");
+	if (!br_test_have_io_uring())
 		exit(77);
-	}
-	io_uring_queue_exit(&ring);
 	snprintf(img, sizeof(img), "%s/test_segment.XXXXXX", br_test_dir());
 	fd = mkstemp(img);
 	if (fd < 0)
