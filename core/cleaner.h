@@ -85,12 +85,10 @@
  * log kept empty, victims 92 % live at 70 % utilisation); the per-pass
  * checkpoint that followed is gone (RELOC records, above).
  *
- * STATUS: experimental, off unless br_fs_options.cleaner is set (and
- * bringfs has no option for it yet).  tests/test_cleaner.c passes; the
- * "wrong bytes" it used to report were the test's own: its last check
- * compared the original image with a model that had since taken the
- * overwrites made on the crash copy.  Not yet run: the mount suite with
- * the cleaner on.
+ * STATUS: runs when br_fs_options.cleaner is set; the daemon sets it
+ * unless mounted with -o cleaner=off.  Tested by tests/test_cleaner.c,
+ * tests/mount/test_enospc.sh and tests/crash/test_kill_clean.sh (SIGKILL
+ * during heavy cleaning).
  *
  * Lock order: run_lock -> (ns_lock -> ilock -> map_lock, as in struct
  * br_fs).  Nobody takes run_lock while holding any filesystem lock.

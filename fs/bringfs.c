@@ -99,7 +99,7 @@ struct options {
 	char *ckpt_bytes;	/* -o ckpt_bytes=SIZE, 0 = never, default 256M */
 	char *ckpt_secs;	/* -o ckpt_secs=N, 0 = never, default 30 */
 	int no_discard;		/* -o discard=off; default on */
-	int cleaner;		/* -o cleaner=on; default off */
+	int cleaner;		/* -o cleaner=off; default on */
 	int ro;			/* -o ro: read-only, nothing written */
 	int help, version;
 };
@@ -179,7 +179,7 @@ static void usage(void)
 	       "    -o discard=on|off      give freed segments back to the device (punch\n"
 	       "                           hole / BLKDISCARD; default on)\n"
 	       "    -o cleaner=on|off      clean partly dead segments in the background\n"
-	       "                           (cost-benefit; default off: experimental)\n"
+	       "                           (cost-benefit; default on)\n"
 	       "    -h, --help             this help\n"
 	       "    -V, --version          print versions\n"
 	       "\n");
@@ -881,7 +881,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts c = { 0 };
 	struct br_fs_options fo = { 0 };
-	struct options o = { 0 };
+	struct options o = { .cleaner = 1 };
 	struct fuse_session *se;
 	struct fuse_loop_config *lc;
 	struct br_fs *fs;
