@@ -74,12 +74,7 @@ struct br_ckpt {
 	uint64_t loaded_nseg;
 	uint64_t bytes_base;		/* store bytes after the last checkpoint */
 
-	/* background thread; tlock protects stop */
-	pthread_t thread;
-	bool running;
-	bool stop;
-	pthread_mutex_t tlock;
-	pthread_cond_t tcond;
+	struct br_worker w;		/* the background thread */
 	uint64_t every_bytes;
 	uint32_t every_secs;
 };
@@ -99,8 +94,7 @@ int br_ckpt_init(struct br_fs *fs)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->tlock, NULL);
-	pthread_cond_init(&c->tcond, NULL);
+	br_worker_init(&c->w);
 	fs->ckpt = c;
 	return 0;
 }
@@ -111,10 +105,8 @@ void br_ckpt_free(struct br_fs *fs)
 
 	if (!c)
 		return;
-	br_ckpt_stop(fs);
+	br_worker_destroy(&c->w);
 	pthread_mutex_destroy(&c->lock);
-	pthread_mutex_destroy(&c->tlock);
-	pthread_cond_destroy(&c->tcond);
 	free(c->watch);
 	free(c->loaded_usage);
 	free(c);
@@ -743,21 +735,14 @@ static void *ckpt_thread(void *arg)
 	struct br_ckpt *c = fs->ckpt;
 	uint64_t since = 0;	/* when a change was first seen, 0: none */
 
-	pthread_mutex_lock(&c->tlock);
-	while (!c->stop) {
+	pthread_mutex_lock(&c->w.lock);
+	while (!c->w.stop) {
 		struct br_store_stats ss;
-		struct timespec ts;
 		uint64_t base, t;
 		bool due;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 200 * 1000000;	/* poll: 5 cheap looks a second */
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->tcond, &c->tlock, &ts);
-		if (c->stop)
+		br_worker_wait(&c->w, 200);	/* 5 cheap looks a second */
+		if (c->w.stop)
 			break;
 		br_store_stats(fs->store, &ss);
 		pthread_mutex_lock(&c->lock);
@@ -776,7 +761,7 @@ static void *ckpt_thread(void *arg)
 		       t - since >= (uint64_t)c->every_secs * 1000000000ull);
 		if (!due)
 			continue;
-		pthread_mutex_unlock(&c->tlock);
+		pthread_mutex_unlock(&c->w.lock);
 		{
 			int err = br_ckpt_write(fs);
 
@@ -785,49 +770,29 @@ static void *ckpt_thread(void *arg)
 			pthread_mutex_unlock(&c->lock);
 		}
 		since = 0;
-		pthread_mutex_lock(&c->tlock);
+		pthread_mutex_lock(&c->w.lock);
 	}
-	pthread_mutex_unlock(&c->tlock);
+	pthread_mutex_unlock(&c->w.lock);
 	return NULL;
 }
 
 int br_ckpt_start(struct br_fs *fs, uint64_t bytes, uint32_t secs)
 {
 	struct br_ckpt *c = fs->ckpt;
-	pthread_condattr_t ca;
-	int err;
 
-	if (c->running)
+	if (c->w.running)
 		return 0;
 	c->every_bytes = bytes ? bytes : BR_CKPT_BYTES_DEFAULT;
 	c->every_secs = secs ? secs : BR_CKPT_SECS_DEFAULT;
 	if (c->every_bytes == UINT64_MAX && c->every_secs == UINT32_MAX)
 		return 0;
-	pthread_cond_destroy(&c->tcond);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->tcond, &ca);
-	pthread_condattr_destroy(&ca);
-	c->stop = false;
-	err = pthread_create(&c->thread, NULL, ckpt_thread, fs);
-	if (err)
-		return -err;
-	c->running = true;
-	return 0;
+	return br_worker_start(&c->w, ckpt_thread, fs);
 }
 
 void br_ckpt_stop(struct br_fs *fs)
 {
-	struct br_ckpt *c = fs->ckpt;
-
-	if (!c || !c->running)
-		return;
-	pthread_mutex_lock(&c->tlock);
-	c->stop = true;
-	pthread_cond_signal(&c->tcond);
-	pthread_mutex_unlock(&c->tlock);
-	pthread_join(c->thread, NULL);
-	c->running = false;
+	if (fs->ckpt)
+		br_worker_stop(&fs->ckpt->w);
 }
 
 /* ------------------------------------------------------------------ */

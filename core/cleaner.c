@@ -44,10 +44,7 @@ struct br_cleaner {
 	uint64_t last_pos;		/* position of the newest RELOC record
 					 * (0: none since the last sync) */
 
-	pthread_mutex_t tlock;		/* thread control: stop, running */
-	pthread_cond_t tcond;
-	pthread_t thread;
-	bool running, stop;
+	struct br_worker w;		/* the background thread */
 
 	/* relaxed counters: statistics and the hold (an estimate writers
 	 * read without ordering; see space_check in core/fsys.c) */
@@ -686,24 +683,8 @@ void br_cleaner_kick(struct br_fs *fs)
 {
 	struct br_cleaner *c = fs->cleaner;
 
-	if (!c)
-		return;
-	pthread_mutex_lock(&c->tlock);
-	pthread_cond_signal(&c->tcond);
-	pthread_mutex_unlock(&c->tlock);
-}
-
-static void wait_ms(struct br_cleaner *c, unsigned ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += (long)ms * 1000000;
-	while (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(&c->tcond, &c->tlock, &ts);
+	if (c)
+		br_worker_kick(&c->w);
 }
 
 /*
@@ -718,8 +699,8 @@ static void *clean_thread(void *arg)
 	struct br_cleaner *c = fs->cleaner;
 	bool active = false;
 
-	pthread_mutex_lock(&c->tlock);
-	while (!c->stop) {
+	pthread_mutex_lock(&c->w.lock);
+	while (!c->w.stop) {
 		uint64_t nfree = br_seg_nfree(fs->segs);
 		uint64_t span = c->high - BR_SEG_RESERVE;
 		uint64_t lack, want;
@@ -727,7 +708,7 @@ static void *clean_thread(void *arg)
 
 		if (nfree >= c->high || (!active && nfree >= c->low)) {
 			active = false;
-			wait_ms(c, 100);
+			br_worker_wait(&c->w, 100);
 			continue;
 		}
 		active = true;
@@ -735,21 +716,21 @@ static void *clean_thread(void *arg)
 		if (lack > span)
 			lack = span;
 		want = 1 + lack * fs->segs->nseg / (4 * span);
-		pthread_mutex_unlock(&c->tlock);
+		pthread_mutex_unlock(&c->w.lock);
 		pthread_mutex_lock(&c->run_lock);
 		r = pass(fs, c, want);
 		pthread_mutex_unlock(&c->run_lock);
-		pthread_mutex_lock(&c->tlock);
-		if (c->stop)
+		pthread_mutex_lock(&c->w.lock);
+		if (c->w.stop)
 			break;
 		if (r <= 0) {	/* nothing to do or an error: do not spin */
 			active = false;
-			wait_ms(c, 100);
+			br_worker_wait(&c->w, 100);
 		} else if (2 * lack < span) {
-			wait_ms(c, (unsigned)(20 - 40 * lack / span));
+			br_worker_wait(&c->w, (unsigned)(20 - 40 * lack / span));
 		}
 	}
-	pthread_mutex_unlock(&c->tlock);
+	pthread_mutex_unlock(&c->w.lock);
 	return NULL;
 }
 
@@ -761,7 +742,6 @@ int br_cleaner_init(struct br_fs *fs)
 {
 	struct br_cleaner *c = calloc(1, sizeof(*c));
 	uint64_t nseg = fs->segs->nseg;
-	pthread_condattr_t ca;
 
 	if (!c)
 		return -ENOMEM;
@@ -781,11 +761,7 @@ int br_cleaner_init(struct br_fs *fs)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->run_lock, NULL);
-	pthread_mutex_init(&c->tlock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->tcond, &ca);
-	pthread_condattr_destroy(&ca);
+	br_worker_init(&c->w);
 	fs->cleaner = c;
 	return 0;
 }
@@ -796,10 +772,8 @@ void br_cleaner_free(struct br_fs *fs)
 
 	if (!c)
 		return;
-	br_cleaner_stop(fs);
+	br_worker_destroy(&c->w);
 	pthread_mutex_destroy(&c->run_lock);
-	pthread_mutex_destroy(&c->tlock);
-	pthread_cond_destroy(&c->tcond);
 	free(c->segbuf);
 	free(c->obuf);
 	free(c->lastgen);
@@ -815,7 +789,6 @@ int br_cleaner_start(struct br_fs *fs, unsigned low_pct)
 {
 	struct br_cleaner *c = fs->cleaner;
 	uint64_t log_segs = fs->segs->nseg - 1, low;
-	int err;
 
 	if (!c)
 		return 0;
@@ -832,28 +805,13 @@ int br_cleaner_start(struct br_fs *fs, unsigned low_pct)
 		low = BR_SEG_RESERVE + 2;
 	c->low = low;
 	c->high = low + low / 2 + 1;
-	if (c->running)
-		return 0;
-	c->stop = false;
-	err = pthread_create(&c->thread, NULL, clean_thread, fs);
-	if (err)
-		return -err;
-	c->running = true;
-	return 0;
+	return br_worker_start(&c->w, clean_thread, fs);
 }
 
 void br_cleaner_stop(struct br_fs *fs)
 {
-	struct br_cleaner *c = fs->cleaner;
-
-	if (!c || !c->running)
-		return;
-	pthread_mutex_lock(&c->tlock);
-	c->stop = true;
-	pthread_cond_signal(&c->tcond);
-	pthread_mutex_unlock(&c->tlock);
-	pthread_join(c->thread, NULL);
-	c->running = false;
+	if (fs->cleaner)
+		br_worker_stop(&fs->cleaner->w);
 }
 
 void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 void br_why(char *why, size_t len, const char *fmt, ...)
@@ -79,4 +80,69 @@ int br_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+void br_worker_init(struct br_worker *w)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	w->running = w->stop = false;
+}
+
+void br_worker_destroy(struct br_worker *w)
+{
+	br_worker_stop(w);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+}
+
+int br_worker_start(struct br_worker *w, void *(*fn)(void *), void *arg)
+{
+	int err;
+
+	if (w->running)
+		return 0;
+	w->stop = false;
+	err = pthread_create(&w->thread, NULL, fn, arg);
+	if (err)
+		return -err;
+	w->running = true;
+	return 0;
+}
+
+void br_worker_stop(struct br_worker *w)
+{
+	if (!w->running)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	w->running = false;
+}
+
+void br_worker_kick(struct br_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void br_worker_wait(struct br_worker *w, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)ms * 1000000;
+	while (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&w->cond, &w->lock, &ts);
 }
