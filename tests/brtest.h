@@ -11,6 +11,7 @@
 
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -66,6 +67,29 @@ static inline const char *br_test_dir(void)
 		signal(SIGABRT, br_test_dir_signal);
 	}
 	return br_test_dir_path;
+}
+
+/* Copy file `from` to `to` (created or truncated): a crash image, the
+ * bytes as they are now.  0, or -1 if anything failed. */
+static inline int br_test_copy(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	char *buf = malloc(1u << 20);
+	ssize_t n = -1;
+
+	if (in >= 0 && out >= 0 && buf)
+		while ((n = read(in, buf, 1u << 20)) > 0)
+			if (write(out, buf, (size_t)n) != n) {
+				n = -1;
+				break;
+			}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	free(buf);
+	return n == 0 ? 0 : -1;
 }
 
 /* False (after saying why) when this machine has no io_uring for us

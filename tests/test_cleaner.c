@@ -82,34 +82,7 @@ static struct br_fs *mount_opts(const char *path, bool ro)
 
 static struct br_fs *mount_path(const char *path)
 {
-	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
-				   .ckpt_bytes = UINT64_MAX,
-				   .ckpt_secs = UINT32_MAX,
-				   .cleaner = true };
-	struct br_fs *fs = NULL;
-	char why[256] = "";
-	int err = br_fs_open(path, &o, &fs, why, sizeof(why));
-
-	if (err)
-		fprintf(stderr, "br_fs_open: %s (%d)\n", why, err);
-	assert_int_equal(err, 0);
-	return fs;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT |
-						  O_TRUNC, 0600);
-	char *buf = malloc(1u << 20);
-	ssize_t n;
-
-	assert_true(in >= 0 && out >= 0 && buf);
-	while ((n = read(in, buf, 1u << 20)) > 0)
-		assert_int_equal(write(out, buf, (size_t)n), n);
-	assert_int_equal(n, 0);
-	close(in);
-	close(out);
-	free(buf);
+	return mount_opts(path, false);
 }
 
 static int setup(void **state)
@@ -570,7 +543,7 @@ static void crash_copy_hook(struct br_fs *fs, size_t moved)
 {
 	(void)fs;
 	if ((int)moved == hook_at && !hook_copies) {
-		copy_file(img, crash);
+		assert_int_equal(br_test_copy(img, crash), 0);
 		hook_copies++;
 	}
 }
@@ -771,13 +744,13 @@ static void test_pass_frees_victims_without_a_checkpoint(void **state)
 		reused += victim[s];
 	}
 	assert_true(reused > 0);
-	copy_file(img, crash);
+	assert_int_equal(br_test_copy(img, crash), 0);
 	model_check(fs, &m, false);
 	assert_int_equal(br_fs_close(fs), 0);
 
 	/* the crash copy: the checkpoint points into reused victims */
 	snprintf(crash2, sizeof(crash2), "%s.2", crash);
-	copy_file(crash, crash2);
+	assert_int_equal(br_test_copy(crash, crash2), 0);
 	fs = mount_opts(crash, true);
 	cku = (uint64_t *)br_ckpt_loaded_usage(fs, &cku_n);
 	assert_non_null(cku);
@@ -818,7 +791,7 @@ static void synced_copy_hook(struct br_fs *fs)
 {
 	(void)fs;
 	if (!synced_copies++)
-		copy_file(img, crash);
+		assert_int_equal(br_test_copy(img, crash), 0);
 }
 
 /*

@@ -61,24 +61,6 @@ static struct br_fs *mount_img(void)
 	return mount_path(img);
 }
 
-/* A crash image: the file's bytes as they are now (what a power cut
- * would leave after the last fsync returned). */
-static void copy_file(const char *from, const char *to)
-{
-	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT |
-						  O_TRUNC, 0600);
-	char *buf = malloc(1u << 20);
-	ssize_t n;
-
-	assert_true(in >= 0 && out >= 0 && buf);
-	while ((n = read(in, buf, 1u << 20)) > 0)
-		assert_int_equal(write(out, buf, (size_t)n), n);
-	assert_int_equal(n, 0);
-	close(in);
-	close(out);
-	free(buf);
-}
-
 static struct br_fs *mount_path(const char *path)
 {
 	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
@@ -335,7 +317,7 @@ static void test_segments_are_reused_and_never_needed(void **state)
 			assert_int_equal(br_fs_fsync(fs, ino, false), 0);
 			memcpy(snap, model, span);
 			snprintf(crash, sizeof(crash), "%s.crash", img);
-			copy_file(img, crash);
+			assert_int_equal(br_test_copy(img, crash), 0);
 		}
 	}
 	assert_int_equal(br_fs_fsync(fs, ino, false), 0);
