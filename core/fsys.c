@@ -1352,44 +1352,6 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 	return err == BR_ERR_CORRUPT ? -EIO : err;
 }
 
-/* Live pieces of one data record (fs_move_data). */
-struct mv_range {
-	uint64_t off, len;	/* file bytes */
-};
-
-struct mv_ctx {
-	uint64_t addr;		/* log address of the record's first byte */
-	uint64_t off;		/* its file offset */
-	struct mv_range *v;
-	size_t n, cap;
-	int err;
-};
-
-/* A piece is live in the record iff it is durable at the record's own
- * address for that byte (map_lock held). */
-static int mv_piece(void *ctx, uint64_t off, uint64_t len,
-		    const struct br_extent *e, uint64_t delta)
-{
-	struct mv_ctx *mc = ctx;
-	struct br_loc l;
-
-	if (!e)
-		return 0;
-	l = br_extent_loc(e, delta);
-	if (l.kind != BR_EXT_DURABLE || l.v != mc->addr + (off - mc->off))
-		return 0;
-	if (mc->n && mc->v[mc->n - 1].off + mc->v[mc->n - 1].len == off) {
-		mc->v[mc->n - 1].len += len;
-		return 0;
-	}
-	if (br_grow(&mc->v, &mc->cap, mc->n + 1, sizeof(*mc->v), 8)) {
-		mc->err = -ENOMEM;
-		return 1;
-	}
-	mc->v[mc->n++] = (struct mv_range){ off, len };
-	return 0;
-}
-
 static uint64_t user_reserve(struct br_fs *fs);
 
 /*
@@ -1444,67 +1406,13 @@ static int space_check(struct br_fs *fs)
 	return br_seg_nfree(fs->segs) > res ? 0 : -ENOSPC;
 }
 
-int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
-		 const uint8_t *src, uint32_t n, uint64_t seg, uint64_t gen,
-		 uint64_t *moved)
-{
-	pthread_mutex_t *il = ilock(fs, ino);
-	struct mv_ctx mc = { .addr = addr, .off = off };
-	struct br_inode *in;
-	int err = 0;
-
-	if (get(fs, ino, &in))
-		return 0;	/* gone: its data died with it */
-	if (!S_ISREG(in->mode))
-		goto out;
-	pthread_mutex_lock(il);
-	/* Liveness under the inode's lock: no user write, truncate or punch
-	 * of this inode can come between the check and the rewrite. */
-	rdlock(fs);
-	/* src was read from segment seg in its use number gen: if seg has
-	 * been handed out since, an extent durable at addr may be new data
-	 * there, not src (segment.h, "Reuse generation") */
-	if (br_seg_gen(fs->segs, seg) != gen) {
-		unlock(fs);
-		pthread_mutex_unlock(il);
-		err = 1;
-		goto out;
-	}
-	if (off < in->size)
-		br_extmap_walk(&in->ext, off, in->size - off < n ?
-			       in->size - off : n, mv_piece, &mc);
-	unlock(fs);
-	err = mc.err;
-	for (size_t i = 0; i < mc.n && !err; i++) {
-		uint64_t o = mc.v[i].off, len = mc.v[i].len;
-
-		while (len && !err) {
-			uint32_t k = len < fs->max_data ? (uint32_t)len :
-				     fs->max_data;
-
-			err = write_record(fs, in, src + (o - off), k, o, false);
-			o += k;
-			len -= k;
-			if (!err)
-				*moved += k;
-		}
-	}
-	pthread_mutex_unlock(il);
-out:
-	free(mc.v);
-	unpin(fs, in);
-	return err;
-}
-
 int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
 		 uint64_t seg, uint64_t gen, uint64_t *pos, uint64_t *moved)
 {
 	uint64_t ino = br_le64_get(rec->h.ino), off = br_le64_get(rec->off);
 	uint64_t len = br_le64_get(rec->len), old = br_le64_get(rec->old_addr);
 	pthread_mutex_t *il = ilock(fs, ino);
-	struct fs_apply ax = { 0 };
 	struct br_inode *in;
-	struct br_resv r;
 	uint64_t live = 0;
 	int err;
 
@@ -1523,26 +1431,13 @@ int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
 	err = 0;
 	if (!live)
 		goto out;	/* all dead: not worth a record */
-	err = br_store_reserve(fs->store, sizeof(*rec), &r);
-	if (err)
-		goto out;
-	memcpy(r.ptr, rec, sizeof(*rec));
-	ax.pos = r.pos;
-	wrlock(fs);
-	err = fs_apply(fs, (const struct br_rec_header *)r.ptr,
-		       sizeof(*rec), &ax);
-	unlock(fs);
-	if (err)
-		((struct br_rec_header *)r.ptr)->type = br_le16_put(BR_REC_PAD);
-	br_store_commit(fs->store, &r);
-	if (!err) {
-		*pos = r.pos;
+	err = log_record(fs, rec, sizeof(*rec), pos);
+	if (!err)
 		*moved += live;
-	}
 out:
 	pthread_mutex_unlock(il);
 	unpin(fs, in);
-	return err == BR_ERR_CORRUPT ? -EIO : err;
+	return err;
 }
 
 ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,

@@ -90,22 +90,6 @@ struct br_fs {
 };
 
 /*
- * The cleaner's move (core/cleaner.c): a data record of inode ino put
- * bytes src[0..n) of file offset off at log address addr.  Under the
- * inode's lock, rewrite through the normal write path (without touching
- * mtime/ctime) every part of it the extent map still maps durably at that
- * same address; a part overwritten, punched or truncated since is dead
- * and skipped.  src was read from segment seg while its reuse generation
- * was gen (segment.h); if seg has been handed out again since, nothing is
- * moved and 1 is returned: the caller's copy of seg is stale.  Adds the
- * bytes rewritten to *moved.  Call with no lock held.  0 (also when the
- * inode is gone), 1 (seg reused), or -errno from the store or -ENOMEM.
- */
-int fs_move_data(struct br_fs *fs, uint64_t ino, uint64_t addr, uint64_t off,
-		 const uint8_t *src, uint32_t n, uint64_t seg, uint64_t gen,
-		 uint64_t *moved);
-
-/*
  * Log and apply the cleaner's RELOC record `rec` (format.h) the way every
  * change is logged: under the inode's lock, reserve, apply under map_lock
  * (write), commit.  The copy at new_addr must be durable already.  The

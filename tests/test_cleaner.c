@@ -855,70 +855,81 @@ static struct br_loc loc_of(struct br_fs *fs, uint64_t ino)
 /*
  * The cleaner's move trusts bytes it read from a victim only while the
  * victim has not been handed out again (its reuse generation): a pass
- * can outlive its victim (a checkpoint frees it once its data moved or
- * died, the store fills it again), and new data of the same inode can
- * then sit at the very address of an old record of the copy.  Given a
- * generation that is not the segment's, fs_move_data moves nothing, even
- * where the extent map does point at the record's address; given the
- * right one it moves the live bytes; a record whose data has moved is
- * dead.
+ * can outlive its victim (it was freed once its data moved or died, the
+ * store fills it again), and new data of the same inode can then sit at
+ * the very address of an old record of the copy.  Given a generation
+ * that is not the segment's, fs_log_reloc switches nothing, even where
+ * the extent map does point at the old address; given the right one it
+ * switches the live bytes to the copy; once moved, the old address is
+ * dead and a second RELOC of it changes nothing.
  */
-static void test_move_checks_the_victims_reuse_generation(void **state)
+static void test_reloc_checks_the_victims_reuse_generation(void **state)
 {
 	struct br_fs *fs = mount_path(img);
 	const uint32_t n = 64u << 10;
-	uint8_t *a = malloc(n), *b = malloc(n), *r = malloc(n);
-	uint64_t moved = 0, seg, gen;
-	struct br_loc l;
-	struct stat st;
+	uint8_t *a = malloc(n), *r = malloc(n);
+	uint64_t moved = 0, pos = 0, seg, gen;
+	struct br_rec_reloc rec;
+	struct br_loc l, copy;
+	struct stat st, st2;
 
 	(void)state;
-	assert_true(a && b && r);
+	assert_true(a && r);
 	br_cleaner_stop(fs);
+	fs->sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC;	/* in memory */
+	fill_rand(a, n);
 	assert_int_equal(br_fs_mknod(fs, ROOT, "g", S_IFREG | 0644, 0, &cred,
 				     &st), 0);
-	fill_rand(a, n);
-	fill_rand(b, n);
 	assert_int_equal(br_fs_write(fs, st.st_ino, a, n, 0), n);
+	/* the "copy": the same bytes elsewhere in the log */
+	assert_int_equal(br_fs_mknod(fs, ROOT, "c", S_IFREG | 0644, 0, &cred,
+				     &st2), 0);
+	assert_int_equal(br_fs_write(fs, st2.st_ino, a, n, 0), n);
 	assert_int_equal(br_fs_syncfs(fs), 0);
 	l = loc_of(fs, st.st_ino);
+	copy = loc_of(fs, st2.st_ino);
 	assert_int_equal(l.kind, BR_EXT_DURABLE);
+	assert_int_equal(copy.kind, BR_EXT_DURABLE);
 	seg = l.v / fs->segs->seg_size;
 	gen = br_seg_gen(fs->segs, seg);
+	memset(&rec, 0, sizeof(rec));
+	rec.h.type = br_le16_put(BR_REC_RELOC);
+	rec.h.len = br_le32_put(sizeof(rec));
+	rec.h.ino = br_le64_put(st.st_ino);
+	rec.len = br_le64_put(n);
+	rec.old_addr = br_le64_put(l.v);
+	rec.new_addr = br_le64_put(copy.v);
 
-	/* a stale copy (b) of a reused segment: nothing moves */
-	assert_int_equal(fs_move_data(fs, st.st_ino, l.v, 0, b, n, seg,
-				      gen + 1, &moved), 1);
+	/* a stale reading of a reused segment: nothing switches */
+	assert_int_equal(fs_log_reloc(fs, &rec, seg, gen + 1, &pos, &moved), 0);
 	assert_int_equal(moved, 0);
-	assert_int_equal(br_fs_read(fs, st.st_ino, r, n, 0), n);
-	assert_memory_equal(r, a, n);
+	assert_int_equal(pos, 0);
 	assert_int_equal(loc_of(fs, st.st_ino).v, l.v);
 
-	/* the segment as it is: the live bytes move */
-	assert_int_equal(fs_move_data(fs, st.st_ino, l.v, 0, a, n, seg, gen,
-				      &moved), 0);
+	/* the segment as it is: the live bytes switch to the copy */
+	assert_int_equal(fs_log_reloc(fs, &rec, seg, gen, &pos, &moved), 0);
 	assert_int_equal(moved, n);
-	assert_int_equal(br_fs_syncfs(fs), 0);
-	assert_true(loc_of(fs, st.st_ino).v != l.v);
+	assert_true(pos != 0);
+	assert_int_equal(loc_of(fs, st.st_ino).v, copy.v);
 	assert_int_equal(br_fs_read(fs, st.st_ino, r, n, 0), n);
 	assert_memory_equal(r, a, n);
 
-	/* moved: the old record is dead */
-	assert_int_equal(fs_move_data(fs, st.st_ino, l.v, 0, b, n, seg,
-				      br_seg_gen(fs->segs, seg), &moved), 0);
+	/* moved: the old address is dead, a second RELOC changes nothing */
+	pos = 0;
+	assert_int_equal(fs_log_reloc(fs, &rec, seg, br_seg_gen(fs->segs, seg),
+				      &pos, &moved), 0);
 	assert_int_equal(moved, n);
-	assert_int_equal(br_fs_read(fs, st.st_ino, r, n, 0), n);
-	assert_memory_equal(r, a, n);
+	assert_int_equal(pos, 0);
+	assert_int_equal(loc_of(fs, st.st_ino).v, copy.v);
 	assert_int_equal(br_fs_close(fs), 0);
 	free(a);
-	free(b);
 	free(r);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_move_checks_the_victims_reuse_generation,
+		cmocka_unit_test_setup_teardown(test_reloc_checks_the_victims_reuse_generation,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_overwrites_of_a_full_log_never_get_enospc,
 						setup, teardown),
