@@ -73,6 +73,9 @@ struct br_ckpt {
 	uint64_t *loaded_usage;		/* usage table loaded at mount */
 	uint64_t loaded_nseg;
 	uint64_t bytes_base;		/* store bytes after the last checkpoint */
+	_Atomic uint64_t blob_bytes;	/* newest blob written or loaded, for
+					 * br_ckpt_guess without the lock a
+					 * checkpoint holds throughout */
 
 	struct br_worker w;		/* the background thread */
 	uint64_t every_bytes;
@@ -638,6 +641,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 	c->st.written++;
 	c->st.last_gen = gen;
 	c->st.last_blob_bytes = w.n;
+	atomic_store_explicit(&c->blob_bytes, w.n, memory_order_relaxed);
 	c->st.last_inodes = ninodes;
 	/* The longest a writer could have waited: the cut, one batch of the
 	 * walk, or putting one inode into the snapshot itself. */
@@ -694,6 +698,14 @@ bool br_ckpt_needed(struct br_fs *fs)
 	       ss.bytes != c->bytes_base;
 	pthread_mutex_unlock(&c->lock);
 	return need;
+}
+
+uint64_t br_ckpt_guess(struct br_fs *fs)
+{
+	uint64_t blob = fs->ckpt ? atomic_load_explicit(&fs->ckpt->blob_bytes,
+						       memory_order_relaxed) : 0;
+
+	return blob + blob / 4 + 16 * fs->sb.seg_count + (64u << 10);
 }
 
 void br_ckpt_stats(struct br_fs *fs, struct br_ckpt_stats *st)
@@ -1115,6 +1127,9 @@ static int load_ckpt(struct br_fs *fs, const struct br_slot *s, char *why,
 		goto out;
 	}
 	err = load_blob(fs, f.blob, f.len, s->seq);
+	if (!err)
+		atomic_store_explicit(&fs->ckpt->blob_bytes, f.len,
+				      memory_order_relaxed);
 	if (err == CORRUPT)
 		br_why(why, why_len, "checkpoint %llu does not parse",
 			(unsigned long long)s->seq);

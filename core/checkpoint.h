@@ -152,6 +152,13 @@ void br_ckpt_on_complete(struct br_fs *fs, const struct br_store_done *d);
 
 void br_ckpt_stats(struct br_fs *fs, struct br_ckpt_stats *st);
 
+/* Log bytes the next checkpoint will take, give or take: the newest blob
+ * written or loaded and a quarter more, the usage and age tables, 64 KiB.
+ * Lock-free (writers call it).  It lags a map that grew since that blob
+ * (a fresh filesystem's first checkpoint); the background checkpoints
+ * (every 30 s by default) keep it close. */
+uint64_t br_ckpt_guess(struct br_fs *fs);
+
 /*
  * Segment usage recomputed from the map: usage[i] = bytes of durable file
  * data in segment i, for i < nseg (pending extents are not counted).

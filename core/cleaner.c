@@ -5,6 +5,7 @@
 #include "cleaner.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,18 +88,6 @@ static int by_score(const void *a, const void *b)
 	return x->seg < y->seg ? -1 : x->seg > y->seg;
 }
 
-/* Log bytes of the next checkpoint: the last one's blob and a margin
- * (before the first: the usage and age tables and a megabyte). */
-static uint64_t ckpt_guess(struct br_fs *fs)
-{
-	struct br_ckpt_stats st;
-
-	br_ckpt_stats(fs, &st);
-	return st.last_blob_bytes + st.last_blob_bytes / 4 +
-	       16 * fs->sb.seg_count +
-	       (st.last_blob_bytes ? 64u << 10 : 1u << 20);
-}
-
 /* Bytes of log that moving `live` bytes takes: data record headers in
  * the head and RELOC records in the log (24 and 48 bytes per piece of
  * >= 4 KiB in the worst case that matters) and buffer tails. */
@@ -121,6 +110,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 	struct br_segtab *t = fs->segs;
 	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
 	uint64_t vmax = BR_SEG_VICTIM_MAX(seg), blocked_gain = 0, ck;
+	uint64_t gain_min;
 	size_t n, nv, nvict;
 	size_t nblocked;
 	bool full = false;
@@ -141,7 +131,7 @@ again:
 			nblocked++;
 			continue;
 		}
-		c->vict[nv].score = (1.0 - u) * age / (1.0 + u);
+		c->vict[nv].score = (1.0 - u) * sqrt(age) / (1.0 + u);
 		c->vict[nv].seg = c->cand[i].seg;
 		c->vict[nv].live = c->cand[i].live;
 		c->vict[nv].newest = c->cand[i].newest;
@@ -152,7 +142,7 @@ again:
 	/* A checkpoint would make the blocked candidates victims: worth it
 	 * only when what they would give back pays for it (its log bytes
 	 * and a segment's worth of moving) */
-	ck = ckpt_guess(fs);
+	ck = br_ckpt_guess(fs);
 	*blocked = nblocked && blocked_gain > 2 * ck + seg;
 	/* An eighth of the log written since the roll point: take the
 	 * checkpoint now, while there is room for it, rather than when the
@@ -180,9 +170,15 @@ again:
 		used += m;
 		c->vict[nvict++] = c->vict[i];
 	}
-	/* worth it only if it gains at least an eighth of a segment
-	 * more than it writes (moves and RELOC records: move_cost) */
-	if (!nvict || nvict * seg < used + seg / 8)
+	/* worth it only if it gains at least an eighth of a segment more
+	 * than it writes (moves and RELOC records: move_cost); at the
+	 * writers' edge (BR_CLEAN_SYNC_SEGS) any gain of a few blocks, or
+	 * overwrites of a full log would get ENOSPC with dead space left:
+	 * with two segments of room and victims 90 % live a pass gains a
+	 * tenth of a segment, and the next one starts from there */
+	gain_min = nfree > fs_user_reserve(fs) + BR_CLEAN_SYNC_SEGS ?
+		   seg / 8 : 4 * BR_BLOCK_SIZE;
+	if (!nvict || nvict * seg < used + gain_min)
 		goto fuller;
 	*blocked = false;
 	*cost = used;
@@ -550,7 +546,7 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 
 	nv = pick(fs, c, want, &cost, &blocked);
 	if (!nv && blocked &&
-	    br_seg_nfree(fs->segs) * seg > ckpt_guess(fs)) {
+	    br_seg_nfree(fs->segs) * seg > br_ckpt_guess(fs)) {
 		/* the victims worth taking hold records newer than the
 		 * checkpoint's roll point: they could not be freed before
 		 * the next one, so take it now (checkpoint.h).  From the
@@ -670,6 +666,14 @@ uint64_t br_cleaner_held(struct br_fs *fs)
 {
 	return fs->cleaner ? atomic_load_explicit(&fs->cleaner->held,
 						  memory_order_relaxed) : 0;
+}
+
+void br_cleaner_wait(struct br_fs *fs)
+{
+	if (fs->cleaner) {
+		pthread_mutex_lock(&fs->cleaner->run_lock);
+		pthread_mutex_unlock(&fs->cleaner->run_lock);
+	}
 }
 
 int br_cleaner_wanted(struct br_fs *fs)
@@ -804,7 +808,7 @@ int br_cleaner_start(struct br_fs *fs, unsigned low_pct)
 	if (low < BR_SEG_RESERVE + 2)
 		low = BR_SEG_RESERVE + 2;
 	c->low = low;
-	c->high = low + low / 2 + 1;
+	c->high = low + low / 4 + 1;
 	return br_worker_start(&c->w, clean_thread, fs);
 }
 

@@ -1352,44 +1352,64 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 	return err == BR_ERR_CORRUPT ? -EIO : err;
 }
 
-static uint64_t user_reserve(struct br_fs *fs);
 
 /*
- * User data may use the log only while more than user_reserve() segments
+ * User data may use the log only while more than fs_user_reserve() segments
  * are free (segment.h): the reserve keeps room for the records that free
  * space (unlink, truncate, punch), for checkpoints and, with the cleaner
  * on, for a pass to move live data into, so a full filesystem never
- * deadlocks and partly dead segments can always be reclaimed.  Dead
- * segments wait only for a checkpoint: take one.  Called with no lock
- * held (br_ckpt_write takes them all).  Concurrent writers may each pass
- * the check with one request (at most ~1 MiB from FUSE): the reserve
- * absorbs that, and the store refuses rather than wedges if it does not
- * (core/store.c).
+ * deadlocks and partly dead segments can always be reclaimed.  Called
+ * with no lock held (br_ckpt_write takes them all).  Concurrent writers
+ * may each pass the check with one request (at most ~1 MiB from FUSE):
+ * the reserve absorbs that, and the store refuses rather than wedges if
+ * it does not (core/store.c).
  */
 static int space_check(struct br_fs *fs)
 {
 	struct br_seg_space sp;
-	uint64_t nfree = br_seg_nfree(fs->segs), res = user_reserve(fs);
+	uint64_t res = fs_user_reserve(fs), nfree, held;
 	int err;
 
-	/* segments a cleaning pass holds for its moves count as taken
-	 * (cleaner.h): users must not eat the room it needs to finish */
-	if (nfree > res + br_cleaner_held(fs)) {
-		if (br_cleaner_wanted(fs))
-			br_cleaner_kick(fs);
-		if (!fs->cleaner || nfree > res + BR_CLEAN_SYNC_SEGS)
-			return 0;
-		/* Near the reserve with cleaning on: clean here while a
-		 * pass still has room to gain (BR_CLEAN_SYNC_SEGS); this
-		 * also throttles writers that outrun the background
-		 * thread.  Best effort: when nothing is worth cleaning
-		 * the write still gets the space above the reserve. */
-		(void)br_cleaner_run(fs, BR_CLEAN_SYNC_SEGS);
+	for (int waits = 0;; waits++) {
+		nfree = br_seg_nfree(fs->segs);
+		/* segments a cleaning pass holds for its moves count as
+		 * taken (cleaner.h): users must not eat the room it needs
+		 * to finish */
+		held = br_cleaner_held(fs);
+		if (nfree > res + held)
+			break;
+		/* A pass holds what is above the reserve: wait for it to
+		 * end rather than take a checkpoint or fail; it gives back
+		 * more than it holds. */
+		if (!held || nfree <= res || waits == 8)
+			goto low;
+		br_cleaner_wait(fs);
+	}
+	if (br_cleaner_wanted(fs))
+		br_cleaner_kick(fs);
+	if (!fs->cleaner || nfree > res + BR_CLEAN_SYNC_SEGS)
+		return 0;
+	/* Near the reserve with cleaning on: clean here while a pass still
+	 * has room to gain (BR_CLEAN_SYNC_SEGS); this also throttles
+	 * writers that outrun the background thread.  Best effort: when
+	 * nothing is worth cleaning the write still gets the space above
+	 * the reserve. */
+	(void)br_cleaner_run(fs, (unsigned)(res - BR_SEG_RESERVE +
+					     BR_CLEAN_SYNC_SEGS - 1));
+	if (br_seg_nfree(fs->segs) > res + br_cleaner_held(fs))
+		return 0;
+low:
+	/* Segments with no live data wait for the records that emptied
+	 * them to be durable (a sync frees them) or for a checkpoint. */
+	br_seg_space(fs->segs, &sp);
+	if (sp.dead_segs > sp.ckpt_segs) {
+		err = br_store_sync_all(fs->store);
+		if (err)
+			return err;
 		if (br_seg_nfree(fs->segs) > res + br_cleaner_held(fs))
 			return 0;
 	}
-	br_seg_space(fs->segs, &sp);
-	if (sp.free_segs + sp.dead_segs > res) {
+	if (sp.ckpt_segs && sp.free_segs + sp.dead_segs > res) {
 		err = br_ckpt_write(fs);
 		if (err)
 			return err;
@@ -1400,7 +1420,7 @@ static int space_check(struct br_fs *fs)
 	 * waits for a pass already running and holds no lock of ours. */
 	if (!fs->cleaner)
 		return -ENOSPC;
-	err = br_cleaner_run(fs, BR_SEG_CLEAN_ROOM);
+	err = br_cleaner_run(fs, (unsigned)(res - BR_SEG_RESERVE));
 	if (err)
 		return err;
 	return br_seg_nfree(fs->segs) > res ? 0 : -ENOSPC;
@@ -1591,11 +1611,18 @@ int br_fs_syncfs(struct br_fs *fs)
 	return err ? err : br_store_error(fs->store);
 }
 
-/* Segments user data leaves free (segment.h): metadata's reserve, and
- * with the cleaner on the room a pass moves into. */
-static uint64_t user_reserve(struct br_fs *fs)
+/* Segments user data leaves free (segment.h): metadata's reserve, room
+ * for the next checkpoint beyond one of its segments (segments written
+ * since the last checkpoint are freed by the next one alone: a full log
+ * with no room for it would stay full whatever is deleted), and with the
+ * cleaner on the room a pass moves into. */
+uint64_t fs_user_reserve(struct br_fs *fs)
 {
-	return BR_SEG_RESERVE + (fs->cleaner ? BR_SEG_CLEAN_ROOM : 0);
+	uint64_t seg = fs->sb.seg_size;
+	uint64_t ck = (br_ckpt_guess(fs) + seg - 1) / seg;
+
+	return BR_SEG_RESERVE + (ck > 1 ? ck - 1 : 0) +
+	       (fs->cleaner ? BR_SEG_CLEAN_ROOM : 0);
 }
 
 /*
@@ -1612,7 +1639,7 @@ static uint64_t free_bytes(struct br_fs *fs)
 	if (!fs->store)
 		return 0;	/* read-only: no room to write, as on squashfs */
 	avail = br_seg_user_avail(fs->segs, br_store_next_addr(fs->store),
-				  user_reserve(fs), fs->cleaner != NULL);
+				  fs_user_reserve(fs), fs->cleaner != NULL);
 	/* Not all of a segment holds file data: each buffer loses up to a
 	 * block to its 4 KiB cut (br_fs_write) and its header, record
 	 * headers and the metadata of the files take their share, and the
@@ -1813,6 +1840,7 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 	struct br_store_stats ss = { 0 };
 	struct br_cleaner_stats cs = { 0 };
 	struct br_seg_space sp = { 0 };
+	struct br_ckpt_stats ck = { 0 };
 	uint64_t user = atomic_load_explicit(&fs->user_bytes,
 					     memory_order_relaxed);
 	uint64_t seg = fs->sb.seg_size;
@@ -1822,6 +1850,8 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 	if (fs->segs)
 		br_seg_space(fs->segs, &sp);
 	br_cleaner_stats(fs, &cs);
+	if (fs->ckpt)
+		br_ckpt_stats(fs, &ck);
 	/* the cleaner's second head is written beside the store */
 	ss.bytes += cs.copied_bytes;
 	return snprintf(buf, size,
@@ -1830,7 +1860,9 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		"write_amplification %.3f\n" "cleaner %s\n"
 		"cleaner_runs %llu\n" "cleaned_segments %llu\n"
 		"moved_bytes %llu\n" "cleaner_copied_bytes %llu\n"
-		"cleaner_ckpt_bytes %llu\n" "device_flushes %llu\n",
+		"cleaner_ckpt_bytes %llu\n" "device_flushes %llu\n"
+		"log_buffers %llu\n" "checkpoints %llu\n"
+		"checkpoint_blob_bytes %llu\n",
 		(unsigned long long)sp.free_segs,
 		(unsigned long long)sp.log_segs,
 		sp.log_segs ? (double)sp.live_bytes / ((double)sp.log_segs * seg) : 0,
@@ -1842,7 +1874,10 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		(unsigned long long)cs.moved_bytes,
 		(unsigned long long)cs.copied_bytes,
 		(unsigned long long)cs.ckpt_bytes,
-		(unsigned long long)ss.dev_flushes);
+		(unsigned long long)ss.dev_flushes,
+		(unsigned long long)ss.buffers,
+		(unsigned long long)ck.written,
+		(unsigned long long)ck.last_blob_bytes);
 }
 
 ssize_t br_fs_getxattr(struct br_fs *fs, uint64_t ino, const char *name,

@@ -242,7 +242,10 @@ int br_fs_setxattr(struct br_fs *fs, uint64_t ino, const char *name,
  * space and cleaner state as text, "name value" lines: free_segments,
  * total_segments, live_ratio, user_bytes, device_bytes,
  * write_amplification (device / user bytes since mount), cleaner,
- * cleaner_runs, cleaned_segments, moved_bytes, device_flushes.
+ * cleaner_runs, cleaned_segments, moved_bytes, cleaner_copied_bytes,
+ * cleaner_ckpt_bytes, device_flushes, log_buffers (buffers the log
+ * wrote), checkpoints (written by this mount), checkpoint_blob_bytes
+ * (the newest one's).
  *   getfattr --only-values -n user.bringfs.stats MOUNTPOINT */
 #define BR_STATS_XATTR "user.bringfs.stats"
 

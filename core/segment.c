@@ -385,8 +385,13 @@ void br_seg_space(struct br_segtab *t, struct br_seg_space *sp)
 			sp->open_segs++;
 		else if (seg_free(t, s) || t->v[s].busy)
 			sp->free_segs++;
-		else if (live == 0)
+		else if (live == 0) {
 			sp->dead_segs++;
+			if (atomic_load_explicit(&t->v[s].newest,
+						 memory_order_relaxed) >=
+			    t->ckpt_seq)
+				sp->ckpt_segs++;
+		}
 	}
 	pthread_mutex_unlock(&t->lock);
 }

@@ -178,6 +178,9 @@ struct br_seg_space {
 				 * checkpoint or for the record that killed
 				 * its data to be durable (not current /
 				 * next) */
+	uint64_t ckpt_segs;	/* of which wait for a checkpoint (newest at
+				 * or above its roll point): no sync frees
+				 * them */
 	uint64_t live_bytes;	/* sum of live[] */
 	uint64_t open_segs;	/* current + chosen next + cleaner head */
 };

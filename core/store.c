@@ -66,8 +66,13 @@ static int store_pick_seg(struct br_store *s, uint64_t seg, uint64_t *next)
 
 /*
  * Capacity of the buffer after the one just placed (br_ring_set_next_cap).
- * With a next segment chosen it may hold anything: what does not fit here
- * goes there.  Without one its successor must lie in what is left of this
+ * With a next segment chosen it is what is left of this segment, so the
+ * segment's tail is not lost when a sync seals a buffer early (the next
+ * one would not fit and go to the next segment: with the cleaner syncing
+ * every pass, a fifth of the log went that way at 90 % full, and every
+ * segment lost is dead space the victims must make up for); with less
+ * than two blocks left, a whole buffer in the next segment.  Without one
+ * its successor must lie in what is left of this
  * segment (format.h: replay looks at the end of the previous buffer, then
  * at the next_seg that buffer names), and a buffer placed here while
  * still no segment is free must in turn leave a block for the one after
@@ -80,7 +85,8 @@ static uint32_t store_next_cap(const struct br_store *s)
 	uint64_t room = s->seg_end - s->next_addr;
 
 	if (s->next_seg)
-		return UINT32_MAX;
+		return room >= 2 * BR_BLOCK_SIZE && room <= UINT32_MAX ?
+		       (uint32_t)room : UINT32_MAX;
 	if (room < 2 * BR_BLOCK_SIZE)
 		return 0;
 	room -= BR_BLOCK_SIZE;
