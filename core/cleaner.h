@@ -67,15 +67,15 @@
  * cannot eat the room the cleaner needs to finish.
  *
  * Triggers: a background thread (br_cleaner_start) cleans while fewer than
- * `low` segments are free, until low + low/2 + 1 are, in bigger batches
+ * `low` segments are free, until low + low/4 + 1 are, in bigger batches
  * and without sleeping between passes as free space nears BR_SEG_RESERVE.
  * With the cleaner on, users leave the user reserve free
  * (fs_user_reserve: BR_SEG_RESERVE, room for the next checkpoint beyond
  * one segment, and BR_SEG_CLEAN_ROOM; core/fsys.c space_check).  A user
  * write runs passes itself (br_cleaner_run, holding no lock) once the
- * free segments are down to the user reserve + BR_CLEAN_SYNC_SEGS, to
- * one segment above the reserve + BR_CLEAN_SYNC_SEGS - 1 (the thread is
- * not keeping up).  A write that finds what is above the reserve held by
+ * free segments are down to the user reserve + BR_CLEAN_SYNC_SEGS (the
+ * thread is not keeping up), while no more than the reserve +
+ * BR_CLEAN_SYNC_SEGS - 1 are free.  A write that finds what is above the reserve held by
  * a running pass waits for that pass.  At the user reserve a write syncs
  * if segments wait only for durability, takes a checkpoint if segments
  * wait for one, then cleans down to the reserve before it returns ENOSPC.

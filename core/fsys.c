@@ -1352,7 +1352,6 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 	return err == BR_ERR_CORRUPT ? -EIO : err;
 }
 
-
 /*
  * User data may use the log only while more than fs_user_reserve() segments
  * are free (segment.h): the reserve keeps room for the records that free

@@ -89,6 +89,9 @@ struct br_fs {
 	_Atomic uint64_t user_bytes;
 };
 
+/* Segments user data leaves free (core/fsys.c, space_check). */
+uint64_t fs_user_reserve(struct br_fs *fs);
+
 /*
  * Log and apply the cleaner's RELOC record `rec` (format.h) the way every
  * change is logged: under the inode's lock, reserve, apply under map_lock
@@ -100,9 +103,6 @@ struct br_fs {
  * Call with no lock held.  0 (also when the inode is gone), or -errno
  * from the store, or -ENOMEM.
  */
-/* Segments user data leaves free (core/fsys.c, space_check). */
-uint64_t fs_user_reserve(struct br_fs *fs);
-
 int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
 		 uint64_t seg, uint64_t gen, uint64_t *pos, uint64_t *moved);
 
