@@ -704,8 +704,30 @@ uint64_t br_ckpt_guess(struct br_fs *fs)
 {
 	uint64_t blob = fs->ckpt ? atomic_load_explicit(&fs->ckpt->blob_bytes,
 						       memory_order_relaxed) : 0;
+	/* what the map holds now, in blob bytes: an inode with a name of
+	 * average length and its share of a directory, and an extent; the
+	 * last blob alone lags a map that grew (a fresh filesystem's first
+	 * checkpoint came to 1.6 MB with 64 KiB guessed and took the
+	 * reserve a delete needs) */
+	uint64_t now = atomic_load_explicit(&fs->map.ninodes,
+					    memory_order_relaxed) *
+		       (sizeof(struct br_ckpt_inode) +
+			sizeof(struct br_ckpt_dirent) + 64);
 
+	if (fs->segs)
+		now += atomic_load_explicit(&fs->segs->extents,
+					    memory_order_relaxed) *
+		       sizeof(struct br_ckpt_extent);
+	if (now > blob)
+		blob = now;
 	return blob + blob / 4 + 16 * fs->sb.seg_count + (64u << 10);
+}
+
+bool br_ckpt_pays(struct br_fs *fs, uint64_t segs)
+{
+	uint64_t seg = fs->sb.seg_size;
+
+	return segs * seg > br_ckpt_guess(fs) + seg;
 }
 
 void br_ckpt_stats(struct br_fs *fs, struct br_ckpt_stats *st)

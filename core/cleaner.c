@@ -113,7 +113,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, size_t want,
 	uint64_t gain_min;
 	size_t n, nv, nvict;
 	size_t nblocked;
-	bool full = false;
+	bool full = false, edge;
 
 	roll = br_seg_ckpt_seq(t);
 	n = br_seg_candidates(t, c->cand, t->nseg, &now);
@@ -139,11 +139,16 @@ again:
 		nv++;
 	}
 	nfree = br_seg_nfree(t);
+	edge = nfree <= fs_user_reserve(fs) + BR_CLEAN_SYNC_SEGS;
 	/* A checkpoint would make the blocked candidates victims: worth it
 	 * only when what they would give back pays for it (its log bytes
-	 * and a segment's worth of moving) */
+	 * and a segment's worth of moving); at the writers' edge as soon as
+	 * they give back more than its log bytes (statfs counts their dead
+	 * space: without it, a fill after a delete got ENOSPC 4 MiB short
+	 * of what df promised) */
 	ck = br_ckpt_guess(fs);
-	*blocked = nblocked && blocked_gain > 2 * ck + seg;
+	*blocked = nblocked &&
+		   blocked_gain > (edge ? ck + seg / 8 : 2 * ck + seg);
 	/* An eighth of the log written since the roll point: take the
 	 * checkpoint now, while there is room for it, rather than when the
 	 * older victims run out (at ENOSPC's edge).  At most one checkpoint
@@ -176,8 +181,7 @@ again:
 	 * overwrites of a full log would get ENOSPC with dead space left:
 	 * with two segments of room and victims 90 % live a pass gains a
 	 * tenth of a segment, and the next one starts from there */
-	gain_min = nfree > fs_user_reserve(fs) + BR_CLEAN_SYNC_SEGS ?
-		   seg / 8 : 4 * BR_BLOCK_SIZE;
+	gain_min = edge ? 4 * BR_BLOCK_SIZE : seg / 8;
 	if (!nvict || nvict * seg < used + gain_min)
 		goto fuller;
 	*blocked = false;
@@ -566,7 +570,7 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 		err = br_store_sync_all(fs->store);
 		if (!err) {
 			br_seg_space(fs->segs, &sp);
-			if (sp.dead_segs)
+			if (br_ckpt_pays(fs, sp.ckpt_segs))
 				err = clean_ckpt(fs, c);
 		}
 		return err ? err : 0;

@@ -21,7 +21,13 @@
  *      records); a pass that would not gain an eighth of a segment more
  *      than it writes is not run, except at the writers' edge (free
  *      segments down to the user reserve + BR_CLEAN_SYNC_SEGS), where
- *      any gain of a few blocks is taken rather than ENOSPC.  The square
+ *      any gain of a few blocks is taken rather than ENOSPC, and a
+ *      checkpoint is taken for blocked candidates as soon as their dead
+ *      space exceeds its size (elsewhere: twice its size and a segment).
+ *      A pass that finds no victim takes a checkpoint only when the
+ *      empty segments waiting for one outnumber its blob's
+ *      (br_ckpt_pays: else each such checkpoint's own blob waited for
+ *      the next, in a loop).  The square
  *      root: Sprite's age term makes the cleaner wait for old segments
  *      that uniform overwrites empty no faster than young ones; in
  *      tests/bench/lfs_model.c's simulation (254 segments, 90 % full)

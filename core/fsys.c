@@ -1408,6 +1408,8 @@ low:
 		if (br_seg_nfree(fs->segs) > res + br_cleaner_held(fs))
 			return 0;
 	}
+	/* (even when it frees fewer segments than its blob takes: df
+	 * promised them, and the reserve holds a checkpoint's room) */
 	if (sp.ckpt_segs && sp.free_segs + sp.dead_segs > res) {
 		err = br_ckpt_write(fs);
 		if (err)
@@ -1861,7 +1863,8 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		"moved_bytes %llu\n" "cleaner_copied_bytes %llu\n"
 		"cleaner_ckpt_bytes %llu\n" "device_flushes %llu\n"
 		"log_buffers %llu\n" "checkpoints %llu\n"
-		"checkpoint_blob_bytes %llu\n",
+		"checkpoint_blob_bytes %llu\n" "checkpoint_guess_bytes %llu\n"
+		"user_reserve_segments %llu\n",
 		(unsigned long long)sp.free_segs,
 		(unsigned long long)sp.log_segs,
 		sp.log_segs ? (double)sp.live_bytes / ((double)sp.log_segs * seg) : 0,
@@ -1876,7 +1879,9 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		(unsigned long long)ss.dev_flushes,
 		(unsigned long long)ss.buffers,
 		(unsigned long long)ck.written,
-		(unsigned long long)ck.last_blob_bytes);
+		(unsigned long long)ck.last_blob_bytes,
+		(unsigned long long)br_ckpt_guess(fs),
+		(unsigned long long)fs_user_reserve(fs));
 }
 
 ssize_t br_fs_getxattr(struct br_fs *fs, uint64_t ino, const char *name,

@@ -245,7 +245,9 @@ int br_fs_setxattr(struct br_fs *fs, uint64_t ino, const char *name,
  * cleaner_runs, cleaned_segments, moved_bytes, cleaner_copied_bytes,
  * cleaner_ckpt_bytes, device_flushes, log_buffers (buffers the log
  * wrote), checkpoints (written by this mount), checkpoint_blob_bytes
- * (the newest one's).
+ * (the newest one's), checkpoint_guess_bytes (what the next one is
+ * expected to take, br_ckpt_guess), user_reserve_segments (free segments
+ * user data leaves, fs_user_reserve).
  *   getfattr --only-values -n user.bringfs.stats MOUNTPOINT */
 #define BR_STATS_XATTR "user.bringfs.stats"
 

@@ -55,6 +55,16 @@ static bool ext_contiguous(const struct br_extent *a, const struct br_extent *b)
 }
 
 /* Segment accounting: durable bytes entering (+) or leaving (-) the map. */
+/* The map gained (d > 0) or lost extents; the table's total feeds the
+ * checkpoint size guess (br_ckpt_guess). */
+static void ext_count(struct br_extmap *m, int64_t d)
+{
+	m->next += (uint64_t)d;
+	if (m->segs)
+		atomic_fetch_add_explicit(&m->segs->extents, (uint64_t)d,
+					  memory_order_relaxed);
+}
+
 static void ext_account(const struct br_extmap *m, const struct br_extent *e,
 			int sign)
 {
@@ -150,7 +160,7 @@ static int chunk_replace(struct br_extmap *m, struct br_chunk *c, uint64_t off,
 		(c->n - last) * sizeof(*c->ext));
 	memcpy(&c->ext[first], piece, np * sizeof(*piece));
 	c->n = n;
-	m->next = m->next - (last - first) + np;
+	ext_count(m, (int64_t)np - (int64_t)(last - first));
 	m->bytes = m->bytes - removed + added;
 
 	if (at_new >= 0) {
@@ -160,14 +170,14 @@ static int chunk_replace(struct br_extmap *m, struct br_chunk *c, uint64_t off,
 			memmove(&c->ext[k + 1], &c->ext[k + 2],
 				(c->n - k - 2) * sizeof(*c->ext));
 			c->n--;
-			m->next--;
+			ext_count(m, -1);
 		}
 		if (k > 0 && ext_contiguous(&c->ext[k - 1], &c->ext[k])) {
 			c->ext[k - 1].len += c->ext[k].len;
 			memmove(&c->ext[k], &c->ext[k + 1],
 				(c->n - k - 1) * sizeof(*c->ext));
 			c->n--;
-			m->next--;
+			ext_count(m, -1);
 		}
 	}
 	if (c->n == 0)
@@ -241,7 +251,7 @@ static int punch_chunk(struct br_extmap *m, struct br_chunk *c, uint64_t off,
 			m->bytes -= c->ext[i].len;
 			ext_account(m, &c->ext[i], -1);
 		}
-		m->next -= c->n;
+		ext_count(m, -(int64_t)c->n);
 		chunk_drop(m, c);
 		return 0;
 	}
@@ -464,7 +474,7 @@ void br_extmap_free(struct br_extmap *m)
 		chunk_drop(m, c);
 	}
 	m->bytes = 0;
-	m->next = 0;
+	ext_count(m, -(int64_t)m->next);
 }
 
 /* ------------------------------------------------------------------ */

@@ -233,7 +233,8 @@ struct br_inode {
 struct br_map {
 	struct br_inode *inodes;	/* uthash by ino */
 	uint64_t next_ino;		/* never reused */
-	uint64_t ninodes;
+	_Atomic uint64_t ninodes;	/* atomic: br_ckpt_guess reads it
+					 * without map_lock */
 	struct br_segtab *segs;		/* given to every new inode's extent
 					 * map (NULL: none); br_map_init
 					 * clears it */

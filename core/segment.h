@@ -165,6 +165,9 @@ struct br_segtab {
 				 * durable checkpoint, set_log, the durable
 				 * position passing wait_min); data only
 				 * dies, never revives, between those */
+	_Atomic uint64_t extents;	/* extents of every map accounted
+					 * here (core/map.c), for the
+					 * checkpoint size guess */
 	_Atomic uint64_t discards;	/* segments discarded */
 	_Atomic uint64_t allocs;	/* segments handed out */
 	_Atomic uint64_t reused;	/* of which held data before */

@@ -303,8 +303,10 @@ br_setup() {
 		BR_IMG=$BR_TMP/image
 		BR_MNT=$BR_TMP/mnt
 		mkdir "$BR_MNT"
-		"$BR_MKFS" -f -q -s "$BR_IMAGE_SIZE" "$BR_IMG" >"$BR_TMP/mkfs.log" 2>&1 ||
-			{ cat "$BR_TMP/mkfs.log" >&2; br_die "mkfs.bringfs -s $BR_IMAGE_SIZE $BR_IMG failed"; }
+		# BR_MKFS_OPTS: more mkfs options (word-split), e.g. a geometry
+		# shellcheck disable=SC2086
+		"$BR_MKFS" -f -q -s "$BR_IMAGE_SIZE" ${BR_MKFS_OPTS:-} "$BR_IMG" >"$BR_TMP/mkfs.log" 2>&1 ||
+			{ cat "$BR_TMP/mkfs.log" >&2; br_die "mkfs.bringfs -s $BR_IMAGE_SIZE ${BR_MKFS_OPTS:-} $BR_IMG failed"; }
 		br_mount
 		br_log "mounted $BR_IMG ($BR_IMAGE_SIZE) on $BR_MNT"
 	fi
