@@ -91,9 +91,10 @@
  * Measured (tests/bench/wa-bench.sh --quick: 256 MiB, 254 segments of
  * 1 MiB, 4 KiB random overwrites drawn independently, twice the log;
  * Sprite's cost-benefit simulated on the same geometry in brackets):
- * WA uniform / hot-cold 1.30 / 1.10 at 50 % (1.24 / 1.19), 2.06 / 1.35
- * at 70 % (1.91 / 1.37), 9.24 / 4.31 at 90 % (6.24 / 3.35); throughput
- * under cleaning at 90 % 0.55x of an empty filesystem.  At 90 % the gap
+ * WA uniform / hot-cold 1.31 / 1.10 at 50 % (1.24 / 1.19), 2.06 / 1.34
+ * at 70 % (1.91 / 1.37), 9.54 / 4.38 at 90 % (6.24 / 3.35); throughput
+ * under cleaning at 90 % 7.3k IOPS, 0.45x of an empty filesystem (0.55x
+ * the run before: the empty figure varies).  At 90 % the gap
  * is the segments held out of the cleaner's reach: the user reserve, the
  * log's chosen next segment, the heads and the free segments the thread
  * keeps (the model holds two); with 512 KiB segments (508) the same runs
