@@ -54,7 +54,6 @@ static bool ext_contiguous(const struct br_extent *a, const struct br_extent *b)
 	return a->v == b->v && a->idx == b->idx && a->boff + a->len == b->boff;
 }
 
-/* Segment accounting: durable bytes entering (+) or leaving (-) the map. */
 /* The map gained (d > 0) or lost extents; the table's total feeds the
  * checkpoint size guess (br_ckpt_guess). */
 static void ext_count(struct br_extmap *m, int64_t d)
@@ -65,6 +64,7 @@ static void ext_count(struct br_extmap *m, int64_t d)
 					  memory_order_relaxed);
 }
 
+/* Segment accounting: durable bytes entering (+) or leaving (-) the map. */
 static void ext_account(const struct br_extmap *m, const struct br_extent *e,
 			int sign)
 {
