@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -555,8 +554,8 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 		 * checkpoint's roll point: they could not be freed before
 		 * the next one, so take it now (checkpoint.h).  From the
 		 * reserve if need be: it is there for checkpoints, and what
-		 * the victims give back (pick: more than twice the
-		 * checkpoint) refills it */
+		 * the victims give back (pick: more than the checkpoint at
+		 * the writers' edge, twice it elsewhere) refills it */
 		err = clean_ckpt(fs, c);
 		if (err)
 			return err;

@@ -1643,8 +1643,9 @@ static uint64_t free_bytes(struct br_fs *fs)
 				  fs_user_reserve(fs), fs->cleaner != NULL);
 	/* Not all of a segment holds file data: each buffer loses up to a
 	 * block to its 4 KiB cut (br_fs_write) and its header, record
-	 * headers and the metadata of the files take their share, and the
-	 * segment's tail is skipped when the next buffer does not fit.
+	 * headers and the metadata of the files take their share, and a
+	 * segment's last block is skipped when less than two are left
+	 * (store.c, store_next_cap).
 	 * Measured: ~21 KiB of a 1 MiB segment of 256 KiB buffers filled
 	 * with 512 KiB files (tests/mount/test_enospc.sh); promise a block
 	 * per buffer and one more per segment less. */

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "brtest.h"
+#include "rng.h"
 #include <liburing.h>
 #include <uuid/uuid.h>
 
@@ -53,10 +54,7 @@ static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return br_xorshift64(&rng);
 }
 
 static int format_image(const char *path)

@@ -32,14 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../rng.h"
+
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
 static uint64_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return br_xorshift64(&rng);
 }
 
 struct model {
