@@ -159,10 +159,13 @@ again:
 	if (!nv)
 		goto fuller;
 	qsort(c->vict, nv, sizeof(*c->vict), by_score);
-	/* two free segments stay for metadata records (unlink, truncate,
-	 * this pass's own RELOC records) whatever happens to this pass: its
-	 * victims are free only after its last record is durable */
-	budget = nfree > 2 ? (nfree - 2) * seg : 0;
+	/* BR_CLEAN_META_SEGS stay free for metadata records (unlink,
+	 * truncate) whatever happens to this pass: its victims are free only
+	 * after its last record is durable (its own RELOC records are in
+	 * move_cost).  Bytes granted to writes in progress are theirs. */
+	budget = nfree > BR_CLEAN_META_SEGS ?
+		 (nfree - BR_CLEAN_META_SEGS) * seg : 0;
+	budget = budget > fs_granted(fs) ? budget - fs_granted(fs) : 0;
 	if (c->head)	/* what is left of the head takes moves first */
 		budget += seg - (c->hoff < seg ? c->hoff : seg);
 	used = 0;
@@ -549,13 +552,16 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, size_t want)
 
 	nv = pick(fs, c, want, &cost, &blocked);
 	if (!nv && blocked &&
-	    br_seg_nfree(fs->segs) * seg > br_ckpt_guess(fs)) {
+	    br_seg_nfree(fs->segs) > fs_ckpt_segs(fs) + BR_CLEAN_META_SEGS) {
 		/* the victims worth taking hold records newer than the
 		 * checkpoint's roll point: they could not be freed before
 		 * the next one, so take it now (checkpoint.h).  From the
 		 * reserve if need be: it is there for checkpoints, and what
 		 * the victims give back (pick: more than the checkpoint at
-		 * the writers' edge, twice it elsewhere) refills it */
+		 * the writers' edge, twice it elsewhere) refills it.  Only
+		 * while a segment to move into is left after it: a
+		 * checkpoint that took the last one freed victims no pass
+		 * could clean (fs_user_reserve keeps that much) */
 		err = clean_ckpt(fs, c);
 		if (err)
 			return err;

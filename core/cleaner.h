@@ -140,6 +140,14 @@ struct br_fs;
  * and its RELOC records before its victims are free. */
 #define BR_CLEAN_SYNC_SEGS 2u
 
+/* Free segments a pass leaves for other metadata records (unlink,
+ * truncate) beyond the log's current and next segment: a pass's own
+ * RELOC records are in its budget, and these records are small.  The
+ * user reserve (fs_user_reserve: BR_SEG_RESERVE, a checkpoint less one
+ * segment, BR_SEG_CLEAN_ROOM) then leaves a pass one segment to move
+ * into even after it took a checkpoint. */
+#define BR_CLEAN_META_SEGS 1u
+
 struct br_cleaner_stats {
 	uint64_t runs;		/* passes that cleaned at least one segment */
 	uint64_t sync_runs;	/* of which run by a writer (br_cleaner_run) */

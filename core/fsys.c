@@ -1353,50 +1353,95 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 }
 
 /*
- * User data may use the log only while more than fs_user_reserve() segments
- * are free (segment.h): the reserve keeps room for the records that free
- * space (unlink, truncate, punch), for checkpoints and, with the cleaner
- * on, for a pass to move live data into, so a full filesystem never
- * deadlocks and partly dead segments can always be reclaimed.  Called
- * with no lock held (br_ckpt_write takes them all).  Concurrent writers
- * may each pass the check with one request (at most ~1 MiB from FUSE):
- * the reserve absorbs that, and the store refuses rather than wedges if
- * it does not (core/store.c).
+ * Grant up to `size` bytes of the room above the reserve: the free
+ * segments beyond res and what a cleaning pass holds for its moves
+ * (cleaner.h: users must not eat the room it needs to finish), less what
+ * other writes were granted and have not copied yet.  Returns the bytes
+ * granted, 0 if none; the caller gives them back with fs_ungrant.
  */
-static int space_check(struct br_fs *fs)
+static uint64_t grant(struct br_fs *fs, uint64_t res, uint64_t size)
 {
-	struct br_seg_space sp;
-	uint64_t res = fs_user_reserve(fs), nfree, held;
-	int err;
+	uint64_t nfree = br_seg_nfree(fs->segs), held = br_cleaner_held(fs);
+	uint64_t room, old, got;
 
+	/* a pass moves into the reserve first (its budget leaves only
+	 * BR_CLEAN_META_SEGS): only what it holds beyond is users' room */
+	held = held > res - BR_CLEAN_META_SEGS ?
+	       held - (res - BR_CLEAN_META_SEGS) : 0;
+	if (nfree <= res + held)
+		return 0;
+	room = (nfree - res - held) * fs->segs->seg_size;
+	old = atomic_load_explicit(&fs->granted, memory_order_relaxed);
+	do {
+		if (old >= room)
+			return 0;
+		got = room - old < size ? room - old : size;
+	} while (!atomic_compare_exchange_weak_explicit(&fs->granted, &old,
+							old + got,
+							memory_order_relaxed,
+							memory_order_relaxed));
+	return got;
+}
+
+/* grant, waiting for up to 8 passes that hold the room: each gives back
+ * more than it holds */
+static uint64_t grant_wait(struct br_fs *fs, uint64_t res, uint64_t size)
+{
 	for (int waits = 0;; waits++) {
-		nfree = br_seg_nfree(fs->segs);
-		/* segments a cleaning pass holds for its moves count as
-		 * taken (cleaner.h): users must not eat the room it needs
-		 * to finish */
-		held = br_cleaner_held(fs);
-		if (nfree > res + held)
-			break;
-		/* A pass holds what is above the reserve: wait for it to
-		 * end rather than take a checkpoint or fail; it gives back
-		 * more than it holds. */
-		if (!held || nfree <= res || waits == 8)
-			goto low;
+		uint64_t got = grant(fs, res, size);
+
+		if (got || waits == 8 || !br_cleaner_held(fs) ||
+		    br_seg_nfree(fs->segs) <= res)
+			return got;
 		br_cleaner_wait(fs);
 	}
+}
+
+static void fs_ungrant(struct br_fs *fs, uint64_t n)
+{
+	if (n)
+		atomic_fetch_sub_explicit(&fs->granted, n,
+					  memory_order_relaxed);
+}
+
+/*
+ * User data may use the log only above fs_user_reserve() free segments
+ * (segment.h): the reserve keeps room for the records that free space
+ * (unlink, truncate, punch), for checkpoints and, with the cleaner on,
+ * for a pass to move live data into, so a full filesystem never
+ * deadlocks and partly dead segments can always be reclaimed.  A write
+ * is granted bytes of that room, not segments (grant): a 1 MiB request
+ * on 512 KiB segments let through at one free segment above the reserve
+ * took three, and with the reserve gone the cleaner had no room left to
+ * move into (ENOSPC with a quarter of the log dead).  Returns the bytes
+ * granted (> 0, at most size; fewer makes a short write) or -errno.
+ * Called with no lock held (br_ckpt_write takes them all).  Bytes copied
+ * into the ring but not yet placed in a segment are counted by neither
+ * the grant nor the free segments: at most the open buffer, which lies
+ * in the log's current or next segment.
+ */
+static int64_t space_check(struct br_fs *fs, uint64_t size)
+{
+	struct br_seg_space sp;
+	uint64_t res = fs_user_reserve(fs), got;
+	int err;
+
+	/* A pass holds what is above the reserve: wait for it to end
+	 * rather than take a checkpoint or fail */
+	got = grant_wait(fs, res, size);
+	if (!got)
+		goto low;
 	if (br_cleaner_wanted(fs))
 		br_cleaner_kick(fs);
-	if (!fs->cleaner || nfree > res + BR_CLEAN_SYNC_SEGS)
-		return 0;
-	/* Near the reserve with cleaning on: clean here while a pass still
-	 * has room to gain (BR_CLEAN_SYNC_SEGS); this also throttles
-	 * writers that outrun the background thread.  Best effort: when
-	 * nothing is worth cleaning the write still gets the space above
-	 * the reserve. */
-	(void)br_cleaner_run(fs, (unsigned)(res - BR_SEG_RESERVE +
-					     BR_CLEAN_SYNC_SEGS - 1));
-	if (br_seg_nfree(fs->segs) > res + br_cleaner_held(fs))
-		return 0;
+	if (fs->cleaner && br_seg_nfree(fs->segs) <= res + BR_CLEAN_SYNC_SEGS)
+		/* Near the reserve with cleaning on: clean here while a
+		 * pass still has room to gain (BR_CLEAN_SYNC_SEGS); this
+		 * also throttles writers that outrun the background thread.
+		 * Best effort, and the grant stands: a pass's budget leaves
+		 * granted bytes alone (cleaner.c, pick). */
+		(void)br_cleaner_run(fs, (unsigned)(res - BR_SEG_RESERVE +
+						     BR_CLEAN_SYNC_SEGS - 1));
+	return (int64_t)got;
 low:
 	/* Segments with no live data wait for the records that emptied
 	 * them to be durable (a sync frees them) or for a checkpoint. */
@@ -1405,17 +1450,22 @@ low:
 		err = br_store_sync_all(fs->store);
 		if (err)
 			return err;
-		if (br_seg_nfree(fs->segs) > res + br_cleaner_held(fs))
-			return 0;
+		got = grant_wait(fs, res, size);
+		if (got)
+			return (int64_t)got;
 	}
 	/* (even when it frees fewer segments than its blob takes: df
-	 * promised them, and the reserve holds a checkpoint's room) */
-	if (sp.ckpt_segs && sp.free_segs + sp.dead_segs > res) {
+	 * promised them, and the reserve holds a checkpoint's room; not
+	 * when the blob would not fit, the segments it frees come back
+	 * only once it is written) */
+	if (sp.ckpt_segs && sp.free_segs > fs_ckpt_segs(fs) &&
+	    sp.free_segs + sp.dead_segs > res) {
 		err = br_ckpt_write(fs);
 		if (err)
 			return err;
-		if (br_seg_nfree(fs->segs) > res + br_cleaner_held(fs))
-			return 0;
+		got = grant_wait(fs, res, size);
+		if (got)
+			return (int64_t)got;
 	}
 	/* Partly dead segments: clean before giving up.  br_cleaner_run
 	 * waits for a pass already running and holds no lock of ours. */
@@ -1424,7 +1474,8 @@ low:
 	err = br_cleaner_run(fs, (unsigned)(res - BR_SEG_RESERVE));
 	if (err)
 		return err;
-	return br_seg_nfree(fs->segs) > res ? 0 : -ENOSPC;
+	got = grant_wait(fs, res, size);
+	return got ? (int64_t)got : -ENOSPC;
 }
 
 int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
@@ -1467,6 +1518,8 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 	pthread_mutex_t *il = ilock(fs, ino);
 	struct br_inode *in;
 	size_t done = 0;
+	uint64_t got = 0;
+	int64_t g;
 	int err;
 
 	if (!fs->store)
@@ -1482,10 +1535,21 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 		err = -EISDIR;
 	else if (!S_ISREG(in->mode))
 		err = -EINVAL;
-	else
-		err = space_check(fs);
 	if (err)
 		goto out;
+	g = space_check(fs, size);
+	if (g < 0) {
+		err = (int)g;
+		goto out;
+	}
+	got = (uint64_t)g;
+	if (got < size) {
+		/* a short write, ending on a 4 KiB boundary of the file
+		 * when it can (as the records' cuts below) */
+		uint64_t end = (off + got) & ~(uint64_t)(BR_BLOCK_SIZE - 1);
+
+		size = end > off ? (size_t)(end - off) : (size_t)got;
+	}
 	pthread_mutex_lock(il);
 	while (done < size) {
 		uint32_t n = size - done < fs->max_data ? (uint32_t)(size - done)
@@ -1526,6 +1590,7 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 	pthread_mutex_unlock(il);
 	atomic_fetch_add_explicit(&fs->user_bytes, done, memory_order_relaxed);
 out:
+	fs_ungrant(fs, got);
 	unpin(fs, in);
 	return done ? (ssize_t)done : err;
 }
@@ -1612,6 +1677,13 @@ int br_fs_syncfs(struct br_fs *fs)
 	return err ? err : br_store_error(fs->store);
 }
 
+uint64_t fs_ckpt_segs(struct br_fs *fs)
+{
+	uint64_t seg = fs->sb.seg_size;
+
+	return (br_ckpt_guess(fs) + seg - 1) / seg;
+}
+
 /* Segments user data leaves free (segment.h): metadata's reserve, room
  * for the next checkpoint beyond one of its segments (segments written
  * since the last checkpoint are freed by the next one alone: a full log
@@ -1619,8 +1691,7 @@ int br_fs_syncfs(struct br_fs *fs)
  * cleaner on the room a pass moves into. */
 uint64_t fs_user_reserve(struct br_fs *fs)
 {
-	uint64_t seg = fs->sb.seg_size;
-	uint64_t ck = (br_ckpt_guess(fs) + seg - 1) / seg;
+	uint64_t ck = fs_ckpt_segs(fs);
 
 	return BR_SEG_RESERVE + (ck > 1 ? ck - 1 : 0) +
 	       (fs->cleaner ? BR_SEG_CLEAN_ROOM : 0);

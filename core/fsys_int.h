@@ -87,10 +87,23 @@ struct br_fs {
 	/* bytes users asked to write (br_fs_write), for the write
 	 * amplification in bringfs.stats; relaxed, statistics only */
 	_Atomic uint64_t user_bytes;
+	/* bytes of log room above the user reserve that space_check gave
+	 * writes not yet copied into the ring: concurrent writers, and a
+	 * cleaning pass's budget, count them as taken */
+	_Atomic uint64_t granted;
 };
 
 /* Segments user data leaves free (core/fsys.c, space_check). */
 uint64_t fs_user_reserve(struct br_fs *fs);
+
+/* Segments a checkpoint is expected to take (br_ckpt_guess, rounded up). */
+uint64_t fs_ckpt_segs(struct br_fs *fs);
+
+/* Bytes space_check has granted to writes in progress (relaxed). */
+static inline uint64_t fs_granted(struct br_fs *fs)
+{
+	return atomic_load_explicit(&fs->granted, memory_order_relaxed);
+}
 
 /*
  * Log and apply the cleaner's RELOC record `rec` (format.h) the way every

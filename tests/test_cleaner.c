@@ -606,6 +606,78 @@ static void test_full_log_keeps_room_for_a_big_checkpoint(void **state)
 	free(buf);
 }
 
+/*
+ * A write is granted bytes of the room above the user reserve, not the
+ * segments it starts in: on segments of one 512 KiB buffer a 1 MiB write
+ * let through at one free segment above the reserve took three, and the
+ * cleaner had no room left to move into (test_enospc.sh on -S 512K got
+ * ENOSPC with a quarter of the log dead).  At one segment above the
+ * reserve a 1 MiB write is short, and the reserve stays.
+ */
+static void test_big_write_at_the_edge_is_short_and_leaves_the_reserve(void **state)
+{
+	const uint64_t seg = 512u << 10;
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
+				   .ckpt_bytes = UINT64_MAX,
+				   .ckpt_secs = UINT32_MAX, .cleaner = true };
+	uint8_t *buf = malloc(1u << 20);
+	struct br_fs *fs = NULL;
+	char why[256] = "";
+	uint64_t ino, off = 0, res, nfree;
+	struct stat st;
+	ssize_t w;
+
+	(void)state;
+	assert_non_null(buf);
+	memset(buf, 0xa5, 1u << 20);
+	assert_int_equal(br_format_file(img, 64ull << 20, seg, (uint32_t)seg,
+					NULL, 0), 0);
+	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
+	assert_int_equal(br_fs_mknod(fs, ROOT, "f", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	ino = st.st_ino;
+	/* 64 KiB writes: each takes at most one more segment */
+	for (;;) {
+		nfree = br_seg_nfree(fs->segs);
+		res = fs_user_reserve(fs);
+		assert_true(nfree > res);
+		if (nfree == res + 1)
+			break;
+		assert_int_equal(br_fs_write(fs, ino, buf, 64u << 10, off),
+				 64u << 10);
+		off += 64u << 10;
+	}
+	w = br_fs_write(fs, ino, buf, 1u << 20, off);
+	fprintf(stderr, "at %llu MiB, %llu free of a reserve of %llu: 1 MiB "
+		"write -> %zd\n", (unsigned long long)(off >> 20),
+		(unsigned long long)nfree, (unsigned long long)res, w);
+	assert_true(w > 0);
+	assert_true((uint64_t)w <= seg);
+	off += (uint64_t)w;
+	assert_int_equal(br_fs_fsync(fs, ino, true), 0);
+	/* what it wrote took at most the segment granted and the log's
+	 * next one (its successor is chosen as it enters it) */
+	assert_true(br_seg_nfree(fs->segs) + 1 >= fs_user_reserve(fs));
+	/* the rest gets ENOSPC: nothing is dead */
+	for (;;) {
+		w = br_fs_write(fs, ino, buf, 1u << 20, off);
+		if (w <= 0)
+			break;
+		assert_true((uint64_t)w <= (1u << 20));
+		off += (uint64_t)w;
+	}
+	assert_int_equal(w, -ENOSPC);
+	assert_int_equal(br_fs_fsync(fs, ino, true), 0);
+	assert_true(br_seg_nfree(fs->segs) + 1 >= fs_user_reserve(fs));
+	/* and deleting gives it back */
+	br_fs_forget(fs, ino, 1);
+	assert_int_equal(br_fs_unlink(fs, ROOT, "f"), 0);
+	assert_true(avail(fs) + 4 * seg >= off);
+	assert_int_equal(br_store_error(fs->store), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+	free(buf);
+}
+
 static int hook_at;		/* copy after this many victims moved */
 static int hook_copies;
 
@@ -1010,6 +1082,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_log_never_wedges_with_the_cleaner,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_log_never_wedges_without_the_cleaner,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_write_at_the_edge_is_short_and_leaves_the_reserve,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_log_keeps_room_for_a_big_checkpoint,
 						setup, teardown),
