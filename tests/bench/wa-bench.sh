@@ -14,7 +14,10 @@
 # by itself late in every pass and made WA look up to 3x better.
 #
 # Prints, per utilisation (50, 70, 90 %) and pattern (uniform, hotcold):
-#   bench=wa util=<u> pattern=<p> wa=<v> sprite_wa=<v> ratio=<v> user_mib=<v> cleaned_segments=<n> mib_s=<v> iops=<v>
+#   bench=wa util=<u> pattern=<p> wa=<v> sprite_wa=<v> ratio=<v> user_mib=<v> cleaned_segments=<n> mib_s=<v> iops=<v> copy=<v> ckpt=<v> log=<v>
+# where WA = copy + ckpt + log: the cleaner's copies, its checkpoints
+# and the log (users' records with their headers, metadata, RELOC
+# records, the other checkpoints), each per user byte.
 # sprite_wa is the reference from the same run: Sprite LFS's cost-benefit
 # cleaner simulated on the same segments, utilisation and pattern
 # (tests/bench/lfs_model.c: no reserve, metadata or checkpoints, so the
@@ -79,6 +82,7 @@ stat_of() { # NAME: one field of the stats xattr
 iops_full= iops_empty=
 run() { # UTIL PATTERN [empty]: with "empty", only the IOPS (iops_empty)
 	local util=$1 pattern=$2 mode=${3:-} total user0 dev0 user1 dev1 t0 t1 fill dist iops segs sprite
+	local cp0 cp1 ck0 ck1
 	"$MKFS" -q -f -s "$size" "$T/img" || exit 1
 	"$BRINGFS" -o cleaner=on "$T/img" "$T/mnt" || exit 1
 	# the log's size (df counts it all, the reserve as used); the
@@ -94,6 +98,7 @@ run() { # UTIL PATTERN [empty]: with "empty", only the IOPS (iops_empty)
 	fi
 	sync -f "$T/mnt/data"
 	user0=$(stat_of user_bytes); dev0=$(stat_of device_bytes)
+	cp0=$(stat_of cleaner_copied_bytes); ck0=$(stat_of cleaner_ckpt_bytes)
 	dist=random
 	[ "$pattern" = hotcold ] && dist=zoned:90/10:10/90
 	t0=$(date +%s.%N)
@@ -113,16 +118,18 @@ run() { # UTIL PATTERN [empty]: with "empty", only the IOPS (iops_empty)
 	fi
 	[ "$util" = 90 ] && [ "$pattern" = uniform ] && iops_full=$iops
 	user1=$(stat_of user_bytes); dev1=$(stat_of device_bytes)
+	cp1=$(stat_of cleaner_copied_bytes); ck1=$(stat_of cleaner_ckpt_bytes)
 	segs=$(stat_of total_segments)
 	# the same geometry: df's size is the log, total_segments of it
 	sprite=$("$MODEL" "$segs" $(( total / segs / 4096 )) "$util" "$pattern" \
 		cost-benefit "$times" | sed -n 's/.* wa=//p')
 	awk -v u="$util" -v p="$pattern" -v du=$((user1 - user0)) -v dd=$((dev1 - dev0)) \
 		-v cs="$(stat_of cleaned_segments)" -v s="$(echo "$t1 - $t0" | bc)" \
-		-v io="$iops" -v sw="$sprite" \
+		-v io="$iops" -v sw="$sprite" -v dc=$((cp1 - cp0)) -v dk=$((ck1 - ck0)) \
 		'BEGIN { wa = du ? dd / du : 0
-			printf "bench=wa util=%d pattern=%s wa=%.2f sprite_wa=%.2f ratio=%.2f user_mib=%.0f cleaned_segments=%s mib_s=%.1f iops=%.0f\n",
-			u, p, wa, sw, wa ? sw / wa : 0, du / 1048576, cs, du / 1048576 / s, io }'
+			printf "bench=wa util=%d pattern=%s wa=%.2f sprite_wa=%.2f ratio=%.2f user_mib=%.0f cleaned_segments=%s mib_s=%.1f iops=%.0f copy=%.2f ckpt=%.3f log=%.3f\n",
+			u, p, wa, sw, wa ? sw / wa : 0, du / 1048576, cs, du / 1048576 / s, io,
+			du ? dc / du : 0, du ? dk / du : 0, du ? (dd - dc - dk) / du : 0 }'
 	fusermount3 -u "$T/mnt"
 	rm -f "$T/img"
 }
