@@ -722,7 +722,7 @@ static void *clean_thread(void *arg)
 	while (!c->w.stop) {
 		uint64_t nfree = br_seg_nfree(fs->segs);
 		uint64_t span = c->high - BR_SEG_RESERVE;
-		uint64_t lack, want;
+		uint64_t lack;
 		int r;
 
 		if (nfree >= c->high || (!active && nfree >= c->low)) {
@@ -734,10 +734,9 @@ static void *clean_thread(void *arg)
 		lack = c->high > nfree ? c->high - nfree : 0;
 		if (lack > span)
 			lack = span;
-		want = c->high - nfree;
 		pthread_mutex_unlock(&c->w.lock);
 		pthread_mutex_lock(&c->run_lock);
-		r = pass(fs, c, want);
+		r = pass(fs, c, lack);
 		pthread_mutex_unlock(&c->run_lock);
 		pthread_mutex_lock(&c->w.lock);
 		if (c->w.stop)

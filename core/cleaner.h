@@ -16,9 +16,10 @@
  *      cleaning the pass takes a checkpoint first).  Victims are taken
  *      best score first, from those at most 7/8 live (BR_SEG_VICTIM_MAX)
  *      or, when they give no pass worth running, from all, while what
- *      they hold fits in the free segments
- *      (two are always left for metadata and the pass's own RELOC
- *      records); a pass that would not gain an eighth of a segment more
+ *      they hold fits in the free segments (BR_CLEAN_META_SEGS are left
+ *      for other metadata, bytes granted to writes in progress for them)
+ *      and until they gain what was asked (the background thread: what
+ *      free lacks of its high mark); a pass that would not gain an eighth of a segment more
  *      than it writes is not run, except at the writers' edge (free
  *      segments down to the user reserve + BR_CLEAN_SYNC_SEGS), where
  *      any gain of a few blocks is taken rather than ENOSPC, and a
@@ -69,16 +70,20 @@
  * leaves it for a new one.
  *
  * While a pass runs it holds (`held`) the segments it planned to fill;
- * user writes treat them as taken (space check in core/fsys.c), so users
- * cannot eat the room the cleaner needs to finish.
+ * user writes treat what it holds beyond the user reserve as taken (space
+ * check in core/fsys.c), so users cannot eat the room the cleaner needs
+ * to finish.
  *
  * Triggers: a background thread (br_cleaner_start) cleans while fewer than
- * `low` segments are free, until low + low/4 + 1 are, in bigger batches
- * and without sleeping between passes as free space nears BR_SEG_RESERVE.
+ * `low` segments are free, until low + low/4 + 1 are, each pass sized to
+ * get there, without sleeping between passes as free space nears
+ * BR_SEG_RESERVE.
  * With the cleaner on, users leave the user reserve free
  * (fs_user_reserve: BR_SEG_RESERVE, room for the next checkpoint beyond
  * one segment, and BR_SEG_CLEAN_ROOM; core/fsys.c space_check).  A user
- * write runs passes itself (br_cleaner_run, holding no lock) once the
+ * write is granted bytes of the room above the reserve (a short write
+ * when less is left than it asks) and runs passes itself
+ * (br_cleaner_run, holding no lock) once the
  * free segments are down to the user reserve + BR_CLEAN_SYNC_SEGS (the
  * thread is not keeping up), while no more than the reserve +
  * BR_CLEAN_SYNC_SEGS - 1 are free.  A write that finds what is above the reserve held by
@@ -86,25 +91,28 @@
  * if segments wait only for durability, takes a checkpoint if segments
  * wait for one, then cleans down to the reserve before it returns ENOSPC.
  * A pass itself may take a checkpoint from the reserve when the victims
- * it unblocks give back more than twice its size.
+ * it unblocks give back more than twice its size (at the writers' edge:
+ * more than its size), and a segment to move into is left after it.
  *
- * Measured (tests/bench/wa-bench.sh --quick: 256 MiB, 254 segments of
- * 1 MiB, 4 KiB random overwrites drawn independently, twice the log;
- * Sprite's cost-benefit simulated on the same geometry in brackets):
- * WA uniform / hot-cold 1.31 / 1.10 at 50 % (1.24 / 1.19), 2.06 / 1.34
- * at 70 % (1.91 / 1.37), 9.54 / 4.38 at 90 % (6.24 / 3.35); throughput
- * under cleaning at 90 % 7.3k IOPS, 0.45x of an empty filesystem (0.55x
- * the run before: the empty figure varies).  At 90 % the gap
- * is the segments held out of the cleaner's reach: the user reserve, the
- * log's chosen next segment, the heads and the free segments the thread
- * keeps (the model holds two); with 512 KiB segments (508) the same runs
- * gave 7.66 / 3.59.  What the last session's 6.35 at 90 % lacked: it
- * overwrote a random permutation (fio's default random map), which
- * empties whole segments late in every pass by itself.  Fixed on the
- * way: writers that found a pass holding the space above the reserve
- * took a checkpoint each (465 in one run, 40 % of the log's bytes), and
+ * Measured (tests/bench/wa-bench.sh: 1 GiB, 510 segments of 2 MiB, 4 KiB
+ * random overwrites drawn independently, three times the log; Sprite's
+ * cost-benefit simulated on the same geometry in brackets): WA uniform /
+ * hot-cold 1.29 / 1.16 at 50 % (1.25 / 1.21), 2.02 / 1.39 at 70 %
+ * (1.93 / 1.40), 8.53 / 3.81 at 90 % (5.98 / 3.24); throughput under
+ * cleaning at 90 % 0.51x of an empty filesystem.  At 90 % the gap is
+ * mostly the space held out of the cleaner's reach (the user reserve,
+ * sized by a checkpoint that the fragmented extent map makes 5.7 MB, the
+ * checkpoint itself, the log's chosen next segment, the margin above the
+ * reserve: ~11 segments more than the model holds) and the RELOC records
+ * (~0.09 of the 8.53).  What the session before last's 6.35 at 90 %
+ * lacked: it overwrote a random permutation (fio's default random map),
+ * which empties whole segments late in every pass by itself.  Fixed on
+ * the way: writers that found a pass holding the space above the reserve
+ * took a checkpoint each (465 in one run, 40 % of the log's bytes),
  * buffers sealed early by a pass's sync left the rest of their segment
- * unused (buffers are now capped to the segment's room).
+ * unused (buffers are now capped to the segment's room), and passes of
+ * nseg/4 victims overshot the high mark (~24 of 254 segments free at
+ * 50 %).
  *
  * STATUS: runs when br_fs_options.cleaner is set; the daemon sets it
  * unless mounted with -o cleaner=off.  Tested by tests/test_cleaner.c,
