@@ -723,6 +723,13 @@ uint64_t br_ckpt_guess(struct br_fs *fs)
 	return blob + blob / 4 + 16 * fs->sb.seg_count + (64u << 10);
 }
 
+uint64_t br_ckpt_segs(struct br_fs *fs)
+{
+	uint64_t seg = fs->sb.seg_size;
+
+	return (br_ckpt_guess(fs) + seg - 1) / seg;
+}
+
 bool br_ckpt_pays(struct br_fs *fs, uint64_t segs)
 {
 	uint64_t seg = fs->sb.seg_size;

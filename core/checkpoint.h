@@ -158,6 +158,9 @@ void br_ckpt_stats(struct br_fs *fs, struct br_ckpt_stats *st);
  * Lock-free (writers call it). */
 uint64_t br_ckpt_guess(struct br_fs *fs);
 
+/* Segments that guess fills, rounded up. */
+uint64_t br_ckpt_segs(struct br_fs *fs);
+
 /* Whether a checkpoint that frees `segs` segments (empty ones waiting for
  * it) gives back more than it takes: its blob lands in segments that in
  * turn wait for the next checkpoint, so one taken for less loops, each

@@ -111,7 +111,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 	struct br_segtab *t = fs->segs;
 	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
 	uint64_t vmax = BR_SEG_VICTIM_MAX(seg), blocked_gain = 0, ck;
-	uint64_t gain_min;
+	uint64_t gain_min, granted;
 	size_t n, nv, nvict;
 	size_t nblocked;
 	bool full = false, edge;
@@ -165,9 +165,10 @@ again:
 	 * truncate) whatever happens to this pass: its victims are free only
 	 * after its last record is durable (its own RELOC records are in
 	 * move_cost).  Bytes granted to writes in progress are theirs. */
+	granted = fs_granted(fs);
 	budget = nfree > BR_CLEAN_META_SEGS ?
 		 (nfree - BR_CLEAN_META_SEGS) * seg : 0;
-	budget = budget > fs_granted(fs) ? budget - fs_granted(fs) : 0;
+	budget = budget > granted ? budget - granted : 0;
 	if (c->head)	/* what is left of the head takes moves first */
 		budget += seg - (c->hoff < seg ? c->hoff : seg);
 	used = 0;
@@ -556,7 +557,7 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want)
 
 	nv = pick(fs, c, want, &cost, &blocked);
 	if (!nv && blocked &&
-	    br_seg_nfree(fs->segs) > fs_ckpt_segs(fs) + BR_CLEAN_META_SEGS) {
+	    br_seg_nfree(fs->segs) > br_ckpt_segs(fs) + BR_CLEAN_META_SEGS) {
 		/* the victims worth taking hold records newer than the
 		 * checkpoint's roll point: they could not be freed before
 		 * the next one, so take it now (checkpoint.h).  From the

@@ -1357,7 +1357,7 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
  * segments beyond res and what a cleaning pass holds for its moves
  * (cleaner.h: users must not eat the room it needs to finish), less what
  * other writes were granted and have not copied yet.  Returns the bytes
- * granted, 0 if none; the caller gives them back with fs_ungrant.
+ * granted, 0 if none; the caller gives them back with ungrant.
  */
 static uint64_t grant(struct br_fs *fs, uint64_t res, uint64_t size)
 {
@@ -1397,7 +1397,7 @@ static uint64_t grant_wait(struct br_fs *fs, uint64_t res, uint64_t size)
 	}
 }
 
-static void fs_ungrant(struct br_fs *fs, uint64_t n)
+static void ungrant(struct br_fs *fs, uint64_t n)
 {
 	if (n)
 		atomic_fetch_sub_explicit(&fs->granted, n,
@@ -1458,7 +1458,7 @@ low:
 	 * promised them, and the reserve holds a checkpoint's room; not
 	 * when the blob would not fit, the segments it frees come back
 	 * only once it is written) */
-	if (sp.ckpt_segs && sp.free_segs > fs_ckpt_segs(fs) &&
+	if (sp.ckpt_segs && sp.free_segs > br_ckpt_segs(fs) &&
 	    sp.free_segs + sp.dead_segs > res) {
 		err = br_ckpt_write(fs);
 		if (err)
@@ -1590,7 +1590,7 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 	pthread_mutex_unlock(il);
 	atomic_fetch_add_explicit(&fs->user_bytes, done, memory_order_relaxed);
 out:
-	fs_ungrant(fs, got);
+	ungrant(fs, got);
 	unpin(fs, in);
 	return done ? (ssize_t)done : err;
 }
@@ -1677,13 +1677,6 @@ int br_fs_syncfs(struct br_fs *fs)
 	return err ? err : br_store_error(fs->store);
 }
 
-uint64_t fs_ckpt_segs(struct br_fs *fs)
-{
-	uint64_t seg = fs->sb.seg_size;
-
-	return (br_ckpt_guess(fs) + seg - 1) / seg;
-}
-
 /* Segments user data leaves free (segment.h): metadata's reserve, room
  * for the next checkpoint beyond one of its segments (segments written
  * since the last checkpoint are freed by the next one alone: a full log
@@ -1691,7 +1684,7 @@ uint64_t fs_ckpt_segs(struct br_fs *fs)
  * cleaner on the room a pass moves into. */
 uint64_t fs_user_reserve(struct br_fs *fs)
 {
-	uint64_t ck = fs_ckpt_segs(fs);
+	uint64_t ck = br_ckpt_segs(fs);
 
 	return BR_SEG_RESERVE + (ck > 1 ? ck - 1 : 0) +
 	       (fs->cleaner ? BR_SEG_CLEAN_ROOM : 0);

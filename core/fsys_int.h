@@ -96,9 +96,6 @@ struct br_fs {
 /* Segments user data leaves free (core/fsys.c, space_check). */
 uint64_t fs_user_reserve(struct br_fs *fs);
 
-/* Segments a checkpoint is expected to take (br_ckpt_guess, rounded up). */
-uint64_t fs_ckpt_segs(struct br_fs *fs);
-
 /* Bytes space_check has granted to writes in progress (relaxed). */
 static inline uint64_t fs_granted(struct br_fs *fs)
 {
