@@ -475,23 +475,63 @@ static int apply_data(struct br_fs *fs, const struct br_rec_data *r,
 	return 0;
 }
 
-/*
- * The cleaner's move (format.h, BR_REC_RELOC): pieces still durable at
- * their old address go to the copy.  Bounded like a data record: a copy
- * fits in one log buffer.
- */
-static int apply_reloc(struct br_fs *fs, const struct br_rec_reloc *r,
-		       uint32_t len, const struct fs_apply *ax)
+/* One of the cleaner's moves (format.h, BR_REC_RELOC): bounded like a
+ * data record (a copy fits in one log buffer). */
+static bool reloc_ok(const struct br_reloc *m)
 {
-	struct br_inode *in = br_map_inode_find(&fs->map, br_le64_get(r->h.ino));
-	uint64_t off = br_le64_get(r->off), n = br_le64_get(r->len);
-	uint64_t old = br_le64_get(r->old_addr), nw = br_le64_get(r->new_addr);
+	return m->len && m->len <= BR_BUF_SIZE_MAX &&
+	       m->off <= BR_MAX_FILE_SIZE &&
+	       m->len <= BR_MAX_FILE_SIZE - m->off &&
+	       m->old_addr <= UINT64_MAX - m->len &&
+	       m->new_addr <= UINT64_MAX - m->len;
+}
 
-	if (len < sizeof(*r) || n == 0 || n > BR_BUF_SIZE_MAX ||
-	    off > BR_MAX_FILE_SIZE || n > BR_MAX_FILE_SIZE - off ||
-	    old > UINT64_MAX - n || nw > UINT64_MAX - n ||
-	    !(fs->sb.feat_incompat & BR_FEATURE_INCOMPAT_RELOC))
+/*
+ * Walk `count` moves: `one`, or the entries packed at p (avail bytes,
+ * format.h BR_REC_RELOCS).  Without ext, check them (CORRUPT unless every
+ * entry decodes, is in bounds and the entries fill the record); with it,
+ * apply them: the pieces of each move still durable at their old address
+ * go to the copy.
+ */
+static int walk_moves(const struct br_reloc *one, const uint8_t *p,
+		      size_t avail, uint32_t count, struct br_extmap *ext)
+{
+	struct br_reloc end = { 0 }, m;
+
+	for (uint32_t i = 0; i < count; i++) {
+		if (one) {
+			m = *one;
+		} else {
+			unsigned k = br_reloc_get(p, avail, &end, &m);
+
+			if (!k)
+				return CORRUPT;
+			p += k;
+			avail -= k;
+		}
+		if (!ext && !reloc_ok(&m))
+			return CORRUPT;
+		if (ext && br_extmap_relocate(ext, m.off, m.len, m.old_addr,
+					      m.new_addr, NULL))
+			return -ENOMEM;
+	}
+	return !ext && avail ? CORRUPT : 0;
+}
+
+/* The cleaner's moves of inode ino's data, all checked before any is
+ * applied. */
+static int apply_moves(struct br_fs *fs, uint64_t ino, uint64_t feature,
+		       const struct br_reloc *one, const uint8_t *p,
+		       size_t avail, uint32_t count, const struct fs_apply *ax)
+{
+	struct br_inode *in = br_map_inode_find(&fs->map, ino);
+	int err;
+
+	if (!(fs->sb.feat_incompat & feature) || !count)
 		return CORRUPT;
+	err = walk_moves(one, p, avail, count, NULL);
+	if (err)
+		return err;
 	if (!in)
 		return 0;	/* deleted since: its data died with it */
 	if (!S_ISREG(in->mode))
@@ -499,7 +539,33 @@ static int apply_reloc(struct br_fs *fs, const struct br_rec_reloc *r,
 	if (ax->dry)
 		return 0;
 	cow(fs, in);
-	return br_extmap_relocate(&in->ext, off, n, old, nw, NULL);
+	return walk_moves(one, p, avail, count, &in->ext);
+}
+
+static int apply_reloc(struct br_fs *fs, const struct br_rec_reloc *r,
+		       uint32_t len, const struct fs_apply *ax)
+{
+	struct br_reloc m;
+
+	if (len < sizeof(*r))
+		return CORRUPT;
+	m.off = br_le64_get(r->off);
+	m.len = br_le64_get(r->len);
+	m.old_addr = br_le64_get(r->old_addr);
+	m.new_addr = br_le64_get(r->new_addr);
+	return apply_moves(fs, br_le64_get(r->h.ino), BR_FEATURE_INCOMPAT_RELOC,
+			   &m, NULL, 0, 1, ax);
+}
+
+static int apply_relocs(struct br_fs *fs, const struct br_rec_relocs *r,
+			uint32_t len, const struct fs_apply *ax)
+{
+	if (len < sizeof(*r))
+		return CORRUPT;
+	return apply_moves(fs, br_le64_get(r->h.ino),
+			   BR_FEATURE_INCOMPAT_RELOCS, NULL,
+			   (const uint8_t *)(r + 1), len - sizeof(*r),
+			   br_le32_get(r->count), ax);
 }
 
 int fs_apply(struct br_fs *fs, const struct br_rec_header *h, uint32_t len,
@@ -534,6 +600,8 @@ int fs_apply(struct br_fs *fs, const struct br_rec_header *h, uint32_t len,
 		return apply_xattr(fs, (const void *)h, len, ax, false);
 	case BR_REC_RELOC:
 		return apply_reloc(fs, (const void *)h, len, ax);
+	case BR_REC_RELOCS:
+		return apply_relocs(fs, (const void *)h, len, ax);
 	case BR_REC_CKPT_CUT:
 	case BR_REC_CKPT_HEAD:
 	case BR_REC_CKPT_DATA:

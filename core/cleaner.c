@@ -38,6 +38,8 @@ struct br_cleaner {
 	uint64_t oseq;			/* last off-chain seq (low bits) */
 	struct piece *pv;
 	size_t np, pcap;
+	struct fs_move *mv;		/* one inode's moves, for the log */
+	size_t mvcap;
 	struct mv_range *rv;		/* live ranges of one record */
 	size_t nr, rcap;
 	uint64_t pass_moved;		/* bytes switched by this pass */
@@ -54,11 +56,12 @@ struct br_cleaner {
 	_Atomic uint64_t ckpt_bytes, copied, heads, recleaned;
 };
 
-/* A range copied into the head: file bytes [off, off+len) of ino that
- * were durable at src and now also lie at dst. */
+/* A range copied into the head: file bytes [m.off, m.off + m.len) of
+ * ino that were durable at m.old_addr (in victim mv.seg) and now also
+ * lie at m.new_addr. */
 struct piece {
-	uint64_t ino, off, len, src, dst;
-	size_t vi;			/* victim (index in vict) */
+	uint64_t ino;
+	struct fs_move mv;
 };
 
 struct mv_range {
@@ -88,11 +91,11 @@ static int by_score(const void *a, const void *b)
 }
 
 /* Bytes of log that moving `live` bytes takes: data record headers in
- * the head and RELOC records in the log (24 and 48 bytes per piece of
- * >= 4 KiB in the worst case that matters) and buffer tails. */
+ * the head and RELOCS entries in the log (24 and at most 40 bytes per
+ * piece of >= 4 KiB in the worst case that matters) and buffer tails. */
 static uint64_t move_cost(uint64_t live)
 {
-	return live + live / 64 + live / 64 + 2 * BR_BLOCK_SIZE;
+	return live + live / 64 + live / 100 + 2 * BR_BLOCK_SIZE;
 }
 
 /*
@@ -366,11 +369,11 @@ static int head_put(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
 		memcpy(r + 1, data, k);
 		memset((uint8_t *)(r + 1) + k, 0,
 		       br_rec_padded((uint32_t)(rh + k)) - (rh + k));
-		c->pv[c->np++] = (struct piece){
-			.ino = ino, .off = off, .len = k, .src = src,
-			.dst = c->head * fs->segs->seg_size + c->hoff + hdr +
-			       c->olen + rh,
-			.vi = vi };
+		c->pv[c->np++] = (struct piece){ .ino = ino, .mv = {
+			.m = { .off = off, .len = k, .old_addr = src,
+			       .new_addr = c->head * fs->segs->seg_size +
+					   c->hoff + hdr + c->olen + rh },
+			.seg = c->vict[vi].seg, .gen = c->vict[vi].gen } };
 		if (c->vict[vi].newest > c->oage)
 			c->oage = c->vict[vi].newest;
 		c->olen += br_rec_padded((uint32_t)(rh + k));
@@ -469,37 +472,52 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
 	return 0;
 }
 
-/* Set BR_FEATURE_INCOMPAT_RELOC in both superblocks, durably, before the
- * first RELOC record (format.h): an older bringfs then refuses the image
- * instead of stopping its replay at the record.  Only the cleaner
- * (run_lock) changes the bit; apply reads it under map_lock. */
+/* Set BR_FEATURE_INCOMPAT_RELOC and _RELOCS in both superblocks,
+ * durably, before the first RELOCS record (format.h): an older bringfs
+ * then refuses the image instead of failing its replay at the record.
+ * Only the cleaner (run_lock) changes the bits; apply reads them under
+ * map_lock. */
 static int reloc_feature(struct br_fs *fs)
 {
+	const uint64_t bits = BR_FEATURE_INCOMPAT_RELOC |
+			      BR_FEATURE_INCOMPAT_RELOCS;
 	struct br_super sb;
 	int err;
 
 	pthread_rwlock_rdlock(&fs->map_lock);
 	sb = fs->sb;
 	pthread_rwlock_unlock(&fs->map_lock);
-	if (sb.feat_incompat & BR_FEATURE_INCOMPAT_RELOC)
+	if ((sb.feat_incompat & bits) == bits)
 		return 0;
-	sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC;
+	sb.feat_incompat |= bits;
 	err = br_super_write(fs->fd, &sb);	/* synced */
 	if (err)
 		return err;
 	pthread_rwlock_wrlock(&fs->map_lock);
-	fs->sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC;
+	fs->sb.feat_incompat |= bits;
 	pthread_rwlock_unlock(&fs->map_lock);
 	return 0;
 }
 
+/* Inode, then copy order (the copies' addresses grow as they are made). */
+static int by_inode(const void *a, const void *b)
+{
+	const struct piece *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return x->mv.m.new_addr < y->mv.m.new_addr ? -1 :
+	       x->mv.m.new_addr > y->mv.m.new_addr;
+}
+
 /*
  * Point the map at the copies (run_lock held; the copies are durable):
- * one RELOC record per piece, logged and applied like any change
- * (fs_log_reloc: under the inode's lock, reserve, apply, commit).  Each
+ * the pieces of each inode, in the order they were copied, go into
+ * BR_REC_RELOCS records, logged and applied like any change
+ * (fs_log_relocs: under the inode's lock, reserve, apply, commit).  Each
  * piece's bytes still durable at their old address, in a victim not
  * handed out since its candidate row, switch to the copy; what a user
- * changed meanwhile stays, and a piece that died whole costs no record.
+ * changed meanwhile stays, and a piece that died whole costs nothing.
  * Adds the bytes switched to pass_moved and notes the last record's
  * position in last_pos (the pass syncs it: its victims are free once it
  * is durable, segment.h "Reuse").  0 or -errno.
@@ -508,21 +526,19 @@ static int log_relocs(struct br_fs *fs, struct br_cleaner *c)
 {
 	int err = c->np ? reloc_feature(fs) : 0;
 
-	for (size_t i = 0; i < c->np && !err; i++) {
-		const struct piece *pc = &c->pv[i];
-		const struct scored *v = &c->vict[pc->vi];
-		struct br_rec_reloc r;
-
-		memset(&r, 0, sizeof(r));
-		r.h.type = br_le16_put(BR_REC_RELOC);
-		r.h.len = br_le32_put(sizeof(r));
-		r.h.ino = br_le64_put(pc->ino);
-		r.off = br_le64_put(pc->off);
-		r.len = br_le64_put(pc->len);
-		r.old_addr = br_le64_put(pc->src);
-		r.new_addr = br_le64_put(pc->dst);
-		err = fs_log_reloc(fs, &r, v->seg, v->gen, &c->last_pos,
-				   &c->pass_moved);
+	qsort(c->pv, c->np, sizeof(*c->pv), by_inode);
+	for (size_t i = 0, j; i < c->np && !err; i = j) {
+		for (j = i; j < c->np && c->pv[j].ino == c->pv[i].ino; j++) {
+			if (br_grow(&c->mv, &c->mvcap, j - i + 1,
+				    sizeof(*c->mv), 256)) {
+				err = -ENOMEM;
+				break;
+			}
+			c->mv[j - i] = c->pv[j].mv;
+		}
+		if (!err)
+			err = fs_log_relocs(fs, c->pv[i].ino, c->mv, j - i,
+					    &c->last_pos, &c->pass_moved);
 	}
 	c->np = 0;
 	return err;
@@ -797,6 +813,7 @@ void br_cleaner_free(struct br_fs *fs)
 	free(c->obuf);
 	free(c->lastgen);
 	free(c->pv);
+	free(c->mv);
 	free(c->rv);
 	free(c->cand);
 	free(c->vict);

@@ -41,15 +41,17 @@
  *      under map_lock with the victim's reuse generation, segment.h) are
  *      copied into the second head (below).  Metadata records need no
  *      moving (the checkpoint covers them).
- *   3. The copies are written and fdatasync'ed, then one BR_REC_RELOC
- *      record per copied piece is logged and applied like any change
- *      (fs_log_reloc: the inode's lock, reserve, apply under map_lock,
- *      commit): each byte still durable at its old address, in a victim
- *      not handed out since its candidate row, points at its copy; a user
- *      write that landed in between wins; a piece that died whole costs
- *      no record.  The first RELOC of a filesystem sets
- *      BR_FEATURE_INCOMPAT_RELOC in the superblocks first.
- *   4. br_store_sync of the last RELOC, and no checkpoint: the victims (no
+ *   3. The copies are written and fdatasync'ed, then the copied pieces
+ *      of each inode, in copy order, are logged as BR_REC_RELOCS records
+ *      (format.h: ~10 bytes a piece, where a BR_REC_RELOC record per piece
+ *      took 48, 0.09 of every user byte at 90 % full) and applied like
+ *      any change (fs_log_relocs: the inode's lock, reserve, apply under
+ *      map_lock, commit): each byte still durable at its old address, in
+ *      a victim not handed out since its candidate row, points at its
+ *      copy; a user write that landed in between wins; a piece that died
+ *      whole costs no entry.  The first record of a filesystem sets
+ *      BR_FEATURE_INCOMPAT_RELOC and _RELOCS in the superblocks first.
+ *   4. br_store_sync of the last record, and no checkpoint: the victims (no
  *      live data left, every record that emptied them durable) are then
  *      free by the allocator's rules (segment.h, "Reuse").  A crash before
  *      that loses nothing (the victims are not free: what the durable

@@ -222,10 +222,18 @@ static inline uint32_t br_rec_padded(uint32_t len)
  * alone is what tells an older reader to refuse.
  */
 #define BR_FEATURE_INCOMPAT_RELOC (1ull << 0)
+/*
+ * INCOMPAT_RELOCS: the log may hold BR_REC_RELOCS records (many moves in
+ * one record).  Set with INCOMPAT_RELOC, the same way, before the first
+ * one: code that knew only BR_REC_RELOC refuses the image instead of
+ * failing its replay at the record.
+ */
+#define BR_FEATURE_INCOMPAT_RELOCS (1ull << 1)
 
 #define BR_FEATURE_COMPAT_SUPP 0ull	/* unknown: ignored */
 #define BR_FEATURE_RO_COMPAT_SUPP 0ull	/* unknown: read-only mount only */
-#define BR_FEATURE_INCOMPAT_SUPP BR_FEATURE_INCOMPAT_RELOC /* unknown: refuse */
+#define BR_FEATURE_INCOMPAT_SUPP (BR_FEATURE_INCOMPAT_RELOC | \
+				  BR_FEATURE_INCOMPAT_RELOCS) /* unknown: refuse */
 
 /* At byte 0 of the device and, as a backup, of its last whole block. */
 struct br_super_block {
@@ -324,6 +332,8 @@ enum br_meta_rec_type {
 	BR_REC_XATTR_DEL = 23,	/* br_rec_xattr + name (value_len 0) */
 	BR_REC_RELOC = 24,	/* br_rec_reloc: the cleaner moved data
 				 * (needs BR_FEATURE_INCOMPAT_RELOC) */
+	BR_REC_RELOCS = 25,	/* br_rec_relocs + packed moves (needs
+				 * BR_FEATURE_INCOMPAT_RELOCS) */
 };
 
 struct br_disk_time {
@@ -435,6 +445,118 @@ struct br_rec_reloc {
 /*28*/	br_le64 new_addr;	/* log address of its copy */
 };
 static_assert(sizeof(struct br_rec_reloc) == 48, "on-disk ABI");
+
+/*
+ * Many moves of h.ino's data in one record, each meaning what one
+ * br_rec_reloc means, applied in order (what the cleaner writes: a
+ * br_rec_reloc per moved 4 KiB piece cost 48 bytes, ~9 % of the device
+ * bytes at 90 % full).  `count` entries follow the struct, packed with
+ * no padding, and fill the record exactly (h.len).  An entry is four
+ * LEB128 varints (7 bits a byte, least significant first, bit 7 set on
+ * every byte but the last, at most 10 bytes):
+ *   zigzag(off - end.off), len, zigzag(old - end.old), zigzag(new - end.new)
+ * where `end` is the previous entry's off + len, old_addr + len and
+ * new_addr + len (0, 0, 0 before the first), differences are taken
+ * modulo 2^64 and zigzag(d) = (d << 1) ^ (d >> 63) for d as signed.  A
+ * run of pieces copied one after the other costs ~10 bytes a piece.
+ * br_reloc_put / br_reloc_get below are the codec.
+ */
+struct br_rec_relocs {
+/*00*/	struct br_rec_header h;	/* BR_REC_RELOCS */
+/*10*/	br_le32 count;		/* entries, >= 1 */
+	br_le32 pad;		/* zero */
+};
+static_assert(sizeof(struct br_rec_relocs) == 24, "on-disk ABI");
+
+/* One move, decoded. */
+struct br_reloc {
+	uint64_t off, len, old_addr, new_addr;
+};
+
+#define BR_RELOC_ENT_MAX 40u	/* bytes of one encoded entry, at most */
+
+static inline unsigned br_uvar_put(uint8_t *p, uint64_t v)
+{
+	unsigned n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* 0: truncated, or longer than 64 bits. */
+static inline unsigned br_uvar_get(const uint8_t *p, size_t avail,
+				   uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned i = 0; i < 10 && i < avail; i++) {
+		if (i == 9 && p[i] > 1)
+			return 0;
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+static inline uint64_t br_zigzag(uint64_t d)
+{
+	return (d << 1) ^ (0 - (d >> 63));
+}
+
+static inline uint64_t br_unzigzag(uint64_t z)
+{
+	return (z >> 1) ^ (0 - (z & 1));
+}
+
+/* Encode e after the entry whose ends are *end (zeroed before the
+ * first) into p (BR_RELOC_ENT_MAX bytes of room); *end moves past e.
+ * Returns the bytes written. */
+static inline unsigned br_reloc_put(uint8_t *p, struct br_reloc *end,
+				    const struct br_reloc *e)
+{
+	unsigned n = br_uvar_put(p, br_zigzag(e->off - end->off));
+
+	n += br_uvar_put(p + n, e->len);
+	n += br_uvar_put(p + n, br_zigzag(e->old_addr - end->old_addr));
+	n += br_uvar_put(p + n, br_zigzag(e->new_addr - end->new_addr));
+	end->off = e->off + e->len;
+	end->old_addr = e->old_addr + e->len;
+	end->new_addr = e->new_addr + e->len;
+	return n;
+}
+
+/* Decode the entry at p (avail bytes left) after *end, which moves past
+ * it.  Returns the bytes read, 0 if they do not hold a whole entry (the
+ * values are not checked: the caller's job). */
+static inline unsigned br_reloc_get(const uint8_t *p, size_t avail,
+				    struct br_reloc *end, struct br_reloc *e)
+{
+	uint64_t v[4];
+	unsigned n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned k = br_uvar_get(p + n, avail - n, &v[i]);
+
+		if (!k)
+			return 0;
+		n += k;
+	}
+	e->off = end->off + br_unzigzag(v[0]);
+	e->len = v[1];
+	e->old_addr = end->old_addr + br_unzigzag(v[2]);
+	e->new_addr = end->new_addr + br_unzigzag(v[3]);
+	end->off = e->off + e->len;
+	end->old_addr = e->old_addr + e->len;
+	end->new_addr = e->new_addr + e->len;
+	return n;
+}
 
 /* --- end of metadata records --------------------------------------- */
 

@@ -1478,15 +1478,15 @@ low:
 	return got ? (int64_t)got : -ENOSPC;
 }
 
-int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
-		 uint64_t seg, uint64_t gen, uint64_t *pos, uint64_t *moved)
+int fs_log_relocs(struct br_fs *fs, uint64_t ino, const struct fs_move *mv,
+		  size_t n, uint64_t *pos, uint64_t *moved)
 {
-	uint64_t ino = br_le64_get(rec->h.ino), off = br_le64_get(rec->off);
-	uint64_t len = br_le64_get(rec->len), old = br_le64_get(rec->old_addr);
+	_Alignas(8) uint8_t rec[FS_RELOCS_MAX];
+	struct br_rec_relocs *h = (void *)rec;
 	pthread_mutex_t *il = ilock(fs, ino);
 	struct br_inode *in;
-	uint64_t live = 0;
-	int err;
+	size_t i = 0;
+	int err = 0;
 
 	if (get(fs, ino, &in))
 		return 0;	/* gone: its data died with it */
@@ -1494,19 +1494,38 @@ int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
 	 * between the check and the apply; a completion only makes pending
 	 * bytes durable, never at old, and the pin keeps the inode. */
 	pthread_mutex_lock(il);
-	rdlock(fs);
-	/* the copy was read from seg in its use number gen (segment.h,
-	 * "Reuse generation") */
-	if (br_seg_gen(fs->segs, seg) == gen && S_ISREG(in->mode))
-		live = br_extmap_at(&in->ext, off, len, old);
-	unlock(fs);
-	err = 0;
-	if (!live)
-		goto out;	/* all dead: not worth a record */
-	err = log_record(fs, rec, sizeof(*rec), pos);
-	if (!err)
-		*moved += live;
-out:
+	while (i < n && !err) {
+		struct br_reloc end = { 0 };
+		uint32_t len = sizeof(*h), count = 0;
+		uint64_t live = 0;
+
+		rdlock(fs);
+		for (; i < n && len + BR_RELOC_ENT_MAX <= sizeof(rec); i++) {
+			uint64_t l;
+
+			/* the copy was read from seg in its use number gen
+			 * (segment.h, "Reuse generation") */
+			if (br_seg_gen(fs->segs, mv[i].seg) != mv[i].gen ||
+			    !S_ISREG(in->mode))
+				continue;
+			l = br_extmap_at(&in->ext, mv[i].m.off, mv[i].m.len,
+					 mv[i].m.old_addr);
+			if (!l)
+				continue;	/* dead: not worth an entry */
+			len += br_reloc_put(rec + len, &end, &mv[i].m);
+			live += l;
+			count++;
+		}
+		unlock(fs);
+		if (!count)
+			continue;
+		memset(h, 0, sizeof(*h));
+		rec_init(&h->h, BR_REC_RELOCS, len, ino);
+		h->count = br_le32_put(count);
+		err = log_record(fs, rec, len, pos);
+		if (!err)
+			*moved += live;
+	}
 	pthread_mutex_unlock(il);
 	unpin(fs, in);
 	return err;

@@ -102,19 +102,29 @@ static inline uint64_t fs_granted(struct br_fs *fs)
 	return atomic_load_explicit(&fs->granted, memory_order_relaxed);
 }
 
+/* One of the cleaner's moves, with the segment its bytes were read from
+ * and that segment's reuse generation then (segment.h). */
+struct fs_move {
+	struct br_reloc m;
+	uint64_t seg, gen;
+};
+
+/* Bytes of one BR_REC_RELOCS record the cleaner writes, at most. */
+#define FS_RELOCS_MAX 4096u
+
 /*
- * Log and apply the cleaner's RELOC record `rec` (format.h) the way every
- * change is logged: under the inode's lock, reserve, apply under map_lock
- * (write), commit.  The copy at new_addr must be durable already.  The
- * bytes at old_addr were read from segment seg while its reuse generation
- * was gen; if seg has been handed out since, or no byte of the range is
- * still durable at its old address, nothing is logged.  On a logged
- * record, *pos gets its position and *moved grows by the bytes switched.
- * Call with no lock held.  0 (also when the inode is gone), or -errno
- * from the store, or -ENOMEM.
+ * Log and apply the cleaner's moves mv[0..n) of inode ino's data as
+ * BR_REC_RELOCS records (format.h) the way every change is logged: under
+ * the inode's lock, reserve, apply under map_lock (write), commit.  The
+ * copies must be durable already.  A move whose segment has been handed
+ * out since (its gen), or none of whose bytes are still durable at their
+ * old address, gets no entry; a record with no entry is not logged.  On
+ * a logged record, *pos gets its position and *moved grows by the bytes
+ * switched.  Call with no lock held.  0 (also when the inode is gone),
+ * or -errno from the store, or -ENOMEM.
  */
-int fs_log_reloc(struct br_fs *fs, const struct br_rec_reloc *rec,
-		 uint64_t seg, uint64_t gen, uint64_t *pos, uint64_t *moved);
+int fs_log_relocs(struct br_fs *fs, uint64_t ino, const struct fs_move *mv,
+		  size_t n, uint64_t *pos, uint64_t *moved);
 
 /* Where a record lives, for apply: durable records carry their log address
  * (replay), live ones their position; data records a location. */

@@ -989,8 +989,8 @@ static int first_loc(void *ctx, uint64_t off, uint64_t len,
 	return 1;	/* the first piece is enough */
 }
 
-/* Where file byte 0 of ino is (map_lock taken here). */
-static struct br_loc loc_of(struct br_fs *fs, uint64_t ino)
+/* Where file byte off of ino is (map_lock taken here). */
+static struct br_loc loc_at(struct br_fs *fs, uint64_t ino, uint64_t off)
 {
 	struct br_loc l = { 0 };
 	struct br_inode *in;
@@ -998,7 +998,7 @@ static struct br_loc loc_of(struct br_fs *fs, uint64_t ino)
 	pthread_rwlock_rdlock(&fs->map_lock);
 	in = br_map_inode_find(&fs->map, ino);
 	assert_non_null(in);
-	br_extmap_walk(&in->ext, 0, 1, first_loc, &l);
+	br_extmap_walk(&in->ext, off, 1, first_loc, &l);
 	pthread_rwlock_unlock(&fs->map_lock);
 	return l;
 }
@@ -1019,15 +1019,15 @@ static void test_reloc_checks_the_victims_reuse_generation(void **state)
 	struct br_fs *fs = mount_path(img);
 	const uint32_t n = 64u << 10;
 	uint8_t *a = malloc(n), *r = malloc(n);
-	uint64_t moved = 0, pos = 0, seg, gen;
-	struct br_rec_reloc rec;
+	uint64_t moved = 0, pos = 0, ino;
+	struct fs_move mv;
 	struct br_loc l, copy;
 	struct stat st, st2;
 
 	(void)state;
 	assert_true(a && r);
 	br_cleaner_stop(fs);
-	fs->sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC;	/* in memory */
+	fs->sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOCS;	/* in memory */
 	fill_rand(a, n);
 	assert_int_equal(br_fs_mknod(fs, ROOT, "g", S_IFREG | 0644, 0, &cred,
 				     &st), 0);
@@ -1037,42 +1037,153 @@ static void test_reloc_checks_the_victims_reuse_generation(void **state)
 				     &st2), 0);
 	assert_int_equal(br_fs_write(fs, st2.st_ino, a, n, 0), n);
 	assert_int_equal(br_fs_syncfs(fs), 0);
-	l = loc_of(fs, st.st_ino);
-	copy = loc_of(fs, st2.st_ino);
+	ino = st.st_ino;
+	l = loc_at(fs, ino, 0);
+	copy = loc_at(fs, st2.st_ino, 0);
 	assert_int_equal(l.kind, BR_EXT_DURABLE);
 	assert_int_equal(copy.kind, BR_EXT_DURABLE);
-	seg = l.v / fs->segs->seg_size;
-	gen = br_seg_gen(fs->segs, seg);
-	memset(&rec, 0, sizeof(rec));
-	rec.h.type = br_le16_put(BR_REC_RELOC);
-	rec.h.len = br_le32_put(sizeof(rec));
-	rec.h.ino = br_le64_put(st.st_ino);
-	rec.len = br_le64_put(n);
-	rec.old_addr = br_le64_put(l.v);
-	rec.new_addr = br_le64_put(copy.v);
+	mv = (struct fs_move){ .m = { 0, n, l.v, copy.v },
+			       .seg = l.v / fs->segs->seg_size };
+	mv.gen = br_seg_gen(fs->segs, mv.seg) + 1;
 
 	/* a stale reading of a reused segment: nothing switches */
-	assert_int_equal(fs_log_reloc(fs, &rec, seg, gen + 1, &pos, &moved), 0);
+	assert_int_equal(fs_log_relocs(fs, ino, &mv, 1, &pos, &moved), 0);
 	assert_int_equal(moved, 0);
 	assert_int_equal(pos, 0);
-	assert_int_equal(loc_of(fs, st.st_ino).v, l.v);
+	assert_int_equal(loc_at(fs, ino, 0).v, l.v);
 
 	/* the segment as it is: the live bytes switch to the copy */
-	assert_int_equal(fs_log_reloc(fs, &rec, seg, gen, &pos, &moved), 0);
+	mv.gen--;
+	assert_int_equal(fs_log_relocs(fs, ino, &mv, 1, &pos, &moved), 0);
 	assert_int_equal(moved, n);
 	assert_true(pos != 0);
-	assert_int_equal(loc_of(fs, st.st_ino).v, copy.v);
-	assert_int_equal(br_fs_read(fs, st.st_ino, r, n, 0), n);
+	assert_int_equal(loc_at(fs, ino, 0).v, copy.v);
+	assert_int_equal(br_fs_read(fs, ino, r, n, 0), n);
 	assert_memory_equal(r, a, n);
 
-	/* moved: the old address is dead, a second RELOC changes nothing */
+	/* moved: the old address is dead, a second move changes nothing */
 	pos = 0;
-	assert_int_equal(fs_log_reloc(fs, &rec, seg, br_seg_gen(fs->segs, seg),
-				      &pos, &moved), 0);
+	assert_int_equal(fs_log_relocs(fs, ino, &mv, 1, &pos, &moved), 0);
 	assert_int_equal(moved, n);
 	assert_int_equal(pos, 0);
-	assert_int_equal(loc_of(fs, st.st_ino).v, copy.v);
+	assert_int_equal(loc_at(fs, ino, 0).v, copy.v);
 	assert_int_equal(br_fs_close(fs), 0);
+	free(a);
+	free(r);
+}
+
+/* Apply a record with no lock taken by the caller (dry: check only). */
+static int apply_dry(struct br_fs *fs, const void *rec, uint32_t len)
+{
+	struct fs_apply ax = { .dry = true };
+	int err;
+
+	pthread_rwlock_rdlock(&fs->map_lock);
+	err = fs_apply(fs, rec, len, &ax);
+	pthread_rwlock_unlock(&fs->map_lock);
+	return err;
+}
+
+/*
+ * BR_REC_RELOCS (format.h): many moves of one inode packed in a record,
+ * split over several records when they do not fit in one.  1024 pages
+ * of a file are moved, in a shuffled order (entries then code backward
+ * steps too), two of them overwritten first (a user write wins: no
+ * entry).  The map points at the copies at once, and a crash copy taken
+ * once the records are durable, with no checkpoint since, replays them
+ * to the same map and the same bytes.  A record that does not decode
+ * exactly, or is in an image without the feature bit, is refused.
+ */
+static void test_relocs_pack_many_moves_and_replay(void **state)
+{
+	enum { PAGES = 1024, PG = 4096 };
+	const uint32_t n = PAGES * PG;
+	uint8_t *a = malloc(n), *r = malloc(n), *w = malloc(PG);
+	struct fs_move *mv = calloc(PAGES, sizeof(*mv));
+	uint64_t old[PAGES], dst[PAGES], moved = 0, pos = 0, ino, cino;
+	struct br_fs *fs = mount_path(img);
+	_Alignas(8) uint8_t rec[64];
+	struct br_rec_relocs *h = (void *)rec;
+	struct br_reloc end = { 0 };
+	uint64_t seed = 42;
+	struct stat st;
+	uint32_t len;
+
+	(void)state;
+	assert_true(a && r && w && mv);
+	br_cleaner_stop(fs);
+	fill_rand(a, n);
+	assert_int_equal(br_fs_mknod(fs, ROOT, "g", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	ino = st.st_ino;
+	assert_int_equal(br_fs_write(fs, ino, a, n, 0), n);
+	assert_int_equal(br_fs_mknod(fs, ROOT, "c", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	cino = st.st_ino;
+	assert_int_equal(br_fs_write(fs, cino, a, n, 0), n);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	for (uint32_t i = 0; i < PAGES; i++) {
+		old[i] = loc_at(fs, ino, (uint64_t)i * PG).v;
+		dst[i] = loc_at(fs, cino, (uint64_t)i * PG).v;
+		mv[i] = (struct fs_move){
+			.m = { (uint64_t)i * PG, PG, old[i], dst[i] },
+			.seg = old[i] / fs->segs->seg_size };
+		mv[i].gen = br_seg_gen(fs->segs, mv[i].seg);
+	}
+	for (uint32_t i = PAGES - 1; i > 0; i--) {	/* shuffle */
+		uint32_t j = (uint32_t)(br_xorshift64(&seed) % (i + 1));
+		struct fs_move t = mv[i];
+
+		mv[i] = mv[j];
+		mv[j] = t;
+	}
+	/* users win: pages 3 and 700 change before the moves */
+	fill_rand(w, PG);
+	assert_int_equal(br_fs_write(fs, ino, w, PG, 3 * PG), PG);
+	assert_int_equal(br_fs_write(fs, ino, w, PG, 700 * PG), PG);
+	memcpy(a + 3 * PG, w, PG);
+	memcpy(a + 700 * PG, w, PG);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	old[3] = loc_at(fs, ino, 3 * PG).v;
+	old[700] = loc_at(fs, ino, 700 * PG).v;
+
+	/* without the feature bit in the superblock: refused */
+	memset(rec, 0, sizeof(rec));
+	len = sizeof(*h) + br_reloc_put(rec + sizeof(*h), &end, &mv[0].m);
+	h->h.type = br_le16_put(BR_REC_RELOCS);
+	h->h.len = br_le32_put(len);
+	h->h.ino = br_le64_put(ino);
+	h->count = br_le32_put(1);
+	assert_int_equal(apply_dry(fs, rec, len), BR_ERR_CORRUPT);
+	fs->sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC |
+				BR_FEATURE_INCOMPAT_RELOCS;
+	assert_int_equal(br_super_write(fs->fd, &fs->sb), 0);	/* replay */
+	assert_int_equal(apply_dry(fs, rec, len), 0);
+	/* entries must fill the record exactly: one too many, one short */
+	assert_int_equal(apply_dry(fs, rec, len + 1), BR_ERR_CORRUPT);
+	h->count = br_le32_put(2);
+	assert_int_equal(apply_dry(fs, rec, len), BR_ERR_CORRUPT);
+	h->count = br_le32_put(0);
+	assert_int_equal(apply_dry(fs, rec, sizeof(*h)), BR_ERR_CORRUPT);
+
+	assert_int_equal(fs_log_relocs(fs, ino, mv, PAGES, &pos, &moved), 0);
+	assert_int_equal(moved, (uint64_t)(PAGES - 2) * PG);
+	for (uint32_t i = 0; i < PAGES; i++)
+		assert_int_equal(loc_at(fs, ino, (uint64_t)i * PG).v,
+				 i == 3 || i == 700 ? old[i] : dst[i]);
+	assert_int_equal(br_store_sync(fs->store, pos), 0);
+	assert_int_equal(br_test_copy(img, crash), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+
+	fs = mount_path(crash);
+	for (uint32_t i = 0; i < PAGES; i++)
+		assert_int_equal(loc_at(fs, ino, (uint64_t)i * PG).v,
+				 i == 3 || i == 700 ? old[i] : dst[i]);
+	assert_int_equal(br_fs_read(fs, ino, r, n, 0), n);
+	assert_memory_equal(r, a, n);
+	assert_int_equal(br_fs_close(fs), 0);
+	free(mv);
+	free(w);
 	free(a);
 	free(r);
 }
@@ -1081,6 +1192,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reloc_checks_the_victims_reuse_generation,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relocs_pack_many_moves_and_replay,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_overwrites_of_a_full_log_never_get_enospc,
 						setup, teardown),

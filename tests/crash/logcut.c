@@ -342,9 +342,19 @@ static int ckpt_cmd(int fd, const char *image, uint64_t seed, const char *mode)
 }
 
 
+/* The walked chain, freed at exit (LeakSanitizer: the asan build runs
+ * this tool too), whichever return or die() ends the run. */
+static struct chain *walked;
+
+static void free_walked(void)
+{
+	if (walked)
+		chain_free(walked);
+}
+
 int main(int argc, char **argv)
 {
-	struct chain c;
+	static struct chain c;
 	const char *cmd, *image;
 	char why[200];
 	int fd, err;
@@ -373,6 +383,8 @@ int main(int argc, char **argv)
 	err = chain_open(fd, &c, why, sizeof(why));
 	if (err)
 		die("%s", why);
+	walked = &c;
+	atexit(free_walked);
 	got = chain_walk(fd, &c, true);
 	if (got < 0)
 		die("walk: %s", strerror((int)-got));
@@ -406,20 +418,24 @@ int main(int argc, char **argv)
 		prev = (uint32_t)num(argv[5]);
 		b = malloc(BR_BUF_SIZE_MAX);
 		if (!b || pread(fd, b, BR_BLOCK_SIZE, (off_t)addr) != BR_BLOCK_SIZE)
-			return 3;
+			goto no_match;
 		h = (const void *)b;
 		span = br_le32_get(h->span);
 		len = br_le32_get(h->len);
 		if (br_le32_get(h->magic) != BR_BUF_MAGIC || br_le64_get(h->fsid) != c.fsid ||
 		    br_le64_get(h->seq) != seq || !span || span > BR_BUF_SIZE_MAX ||
 		    span % BR_BLOCK_SIZE || len > span - sizeof(*h))
-			return 3;
+			goto no_match;
 		if (pread(fd, b, span, (off_t)addr) != (ssize_t)span)
-			return 3;
+			goto no_match;
 		if (br_crc32c(0, b + 4, sizeof(*h) - 4 + len) != br_le32_get(h->crc))
-			return 3;
+			goto no_match;
 		printf("match %s\n", br_le32_get(h->prev_nonce) == prev ? "nonce-ok" : "nonce-bad");
+		free(b);
 		return 0;
+no_match:
+		free(b);
+		return 3;
 	}
 
 	/* Damaging commands. */

@@ -90,9 +90,9 @@ static void init(void)
 		die("geometry", 0, 0);
 	for (int i = 0; i < 16; i++)
 		sb.uuid[i] = (uint8_t)(0x5a ^ (i * 7));
-	/* the cleaner's RELOC records are valid in such an image (format.h):
+	/* the cleaner's RELOC(S) records are valid in such an image (format.h):
 	 * their decoder is fuzzed like the others */
-	sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC;
+	sb.feat_incompat |= BR_FEATURE_INCOMPAT_RELOC | BR_FEATURE_INCOMPAT_RELOCS;
 	slot.roll_addr = sb.log_start;
 	mfd = memfd_create("fuzz_log", 0);
 	bbuf = aligned_alloc(4096, BUF_MAX + 4096);
