@@ -35,12 +35,13 @@ struct watch_ent {
 	uint32_t prev_nonce;
 };
 
-/* A pending extent in the blob: its addr field is patched once its
- * buffer's address is known. */
+/* A pending extent in the blob: its address (8 bytes, little-endian)
+ * is patched in once its buffer's address is known. */
 struct patch {
-	size_t at;		/* blob offset of the br_ckpt_extent */
+	size_t at;		/* blob offset of the address */
 	uint64_t seq;		/* buffer generation */
 	uint32_t boff;		/* offset of the first byte in the buffer */
+	uint32_t len;		/* the extent's bytes */
 };
 
 struct br_ckpt {
@@ -76,6 +77,9 @@ struct br_ckpt {
 	_Atomic uint64_t blob_bytes;	/* newest blob written or loaded, for
 					 * br_ckpt_guess without the lock a
 					 * checkpoint holds throughout */
+	_Atomic uint64_t ext_cost;	/* blob bytes per extent (0: none
+					 * measured yet), the same */
+	uint64_t ld_ext_bytes, ld_ext_n; /* packed extents loaded (mount) */
 
 	struct br_worker w;		/* the background thread */
 	uint64_t every_bytes;
@@ -186,6 +190,16 @@ static void *wb_take(struct wbuf *w, size_t len)
 	return r;
 }
 
+/* Give back what a take of `len` bytes at blob offset `at` did not use:
+ * the blob ends `used` bytes after at, padded to 8 with zeros. */
+static void wb_trim(struct wbuf *w, size_t at, size_t used)
+{
+	size_t padded = (used + 7) & ~(size_t)7;
+
+	memset(w->p + at + used, 0, padded - used);
+	w->n = at + padded;
+}
+
 static void wb_free(struct wbuf *w)
 {
 	if (w->p)
@@ -222,41 +236,54 @@ struct ser_ctx {
 	uint64_t *usage;
 	uint64_t nseg, seg_size;
 	uint64_t data_bytes;
+	uint64_t ext_bytes, nextents;	/* packed extents: bytes, count */
 };
 
+/* The inode's extents, packed (format.h, blob version 3). */
 static void ser_extents(struct ser_ctx *sc, const struct br_inode *in)
 {
+	struct wbuf *w = sc->w;
 	struct br_chunk *ch, *tmp;
+	uint64_t end_off = 0, end_addr = 0;
+	size_t at = w->n, n = 0;
+	uint8_t *p;
 
+	if (!in->ext.next || !wb_take(w, in->ext.next * BR_CKPT_EXT_MAX))
+		return;
+	p = w->p + at;
 	HASH_ITER(hh, in->ext.chunks, ch, tmp) {
 		for (uint32_t i = 0; i < ch->n; i++) {
 			const struct br_extent *e = &ch->ext[i];
-			size_t at = sc->w->n;
-			struct br_ckpt_extent *x = wb_take(sc->w, sizeof(*x));
+			bool fixed = e->kind != BR_EXT_DURABLE;
 
-			if (!x)
-				return;
-			x->off = br_le64_put(e->off);
-			x->len = br_le32_put(e->len);
-			x->pad = br_le32_put(0);
+			n += br_uvar_put(p + n, br_zigzag(e->off - end_off));
+			n += br_uvar_put(p + n, (uint64_t)e->len << 1 | fixed);
+			end_off = e->off + e->len;
 			sc->data_bytes += e->len;
-			if (e->kind == BR_EXT_DURABLE) {
-				x->addr = br_le64_put(e->v);
+			if (!fixed) {
+				n += br_uvar_put(p + n,
+						 br_zigzag(e->v - end_addr));
+				end_addr = e->v + e->len;
 				usage_add(sc->usage, sc->nseg, sc->seg_size,
 					  e->v, e->len);
 				continue;
 			}
-			x->addr = br_le64_put(0);
-			if (br_grow(&sc->w->pv, &sc->w->pcap, sc->w->np + 1,
-				    sizeof(*sc->w->pv), 256)) {
-				sc->w->err = -ENOMEM;
+			memset(p + n, 0, 8);
+			if (br_grow(&w->pv, &w->pcap, w->np + 1,
+				    sizeof(*w->pv), 256)) {
+				w->err = -ENOMEM;
 				return;
 			}
-			sc->w->pv[sc->w->np++] = (struct patch){
-				.at = at, .seq = e->v, .boff = e->boff,
+			w->pv[w->np++] = (struct patch){
+				.at = at + n, .seq = e->v, .boff = e->boff,
+				.len = e->len,
 			};
+			n += 8;
 		}
 	}
+	wb_trim(w, at, n);
+	sc->ext_bytes += n;
+	sc->nextents += in->ext.next;
 }
 
 static void ser_inode(struct ser_ctx *sc, const struct br_inode *in)
@@ -484,6 +511,15 @@ static int append_blob(struct br_fs *fs, uint64_t gen, const uint8_t *blob,
 	return err;
 }
 
+/* Bytes an extent takes in the next blob, for br_ckpt_guess: what they
+ * took in the last one (n extents in `bytes`), and two more. */
+static void ext_cost_set(struct br_ckpt *c, uint64_t bytes, uint64_t n)
+{
+	if (n)
+		atomic_store_explicit(&c->ext_cost, (bytes + n - 1) / n + 2,
+				      memory_order_relaxed);
+}
+
 static int ckpt_write_locked(struct br_fs *fs)
 {
 	struct br_ckpt *c = fs->ckpt;
@@ -497,12 +533,13 @@ static int ckpt_write_locked(struct br_fs *fs)
 	uint64_t t0 = now_ns(), t1, cut_pos = 0, last = 0, ninodes = 0, walk_ns = 0;
 	uint64_t cow_n = 0, cow_ns = 0;
 	struct br_ckpt_blob *b;
-	bool reloc;
 	int err;
 
 	if (!fs->store)
 		return -EROFS;
 	err = br_store_error(fs->store);
+	if (!err)	/* before the first version 3 blob (format.h) */
+		err = fs_feature_set(fs, BR_FEATURE_INCOMPAT_CKPT_PACKED);
 	if (err)
 		return err;
 	sc.usage = calloc(nseg ? nseg : 1, sizeof(*sc.usage));
@@ -578,16 +615,16 @@ static int ckpt_write_locked(struct br_fs *fs)
 	slot.roll_skip = (uint32_t)(cut_pos & 0xffffffffu);
 	for (size_t i = 0; i < w.np; i++) {
 		const struct watch_ent *pe = watch_find(c, w.pv[i].seq);
-		struct br_ckpt_extent *x = (void *)(w.p + w.pv[i].at);
-		uint64_t addr;
+		br_le64 addr;
 
 		if (!pe) {
 			err = -EIO;
 			goto out;
 		}
-		addr = pe->addr + w.pv[i].boff;
-		x->addr = br_le64_put(addr);
-		usage_add(sc.usage, nseg, sc.seg_size, addr, br_le32_get(x->len));
+		addr = br_le64_put(pe->addr + w.pv[i].boff);
+		memcpy(w.p + w.pv[i].at, &addr, sizeof(addr));
+		usage_add(sc.usage, nseg, sc.seg_size, br_le64_get(addr),
+			  w.pv[i].len);
 	}
 	b = (struct br_ckpt_blob *)w.p;
 	b->usage_off = br_le64_put(w.n);
@@ -598,18 +635,10 @@ static int ckpt_write_locked(struct br_fs *fs)
 		wb_bytes(&w, &v, sizeof(v));
 	}
 	/* Segment ages as they are now (a little newer than the cut's:
-	 * only the cleaner's clock, never a correctness input).  Only in
-	 * images the cleaner has written to (INCOMPAT_RELOC): elsewhere a
-	 * version 1 blob keeps them readable by older code. */
-	pthread_rwlock_rdlock(&fs->map_lock);	/* the cleaner sets the bit */
-	reloc = fs->sb.feat_incompat & BR_FEATURE_INCOMPAT_RELOC;
-	pthread_rwlock_unlock(&fs->map_lock);
+	 * only the cleaner's clock, never a correctness input). */
 	b = (struct br_ckpt_blob *)w.p;
-	if (reloc)
-		b->age_off = br_le64_put(w.n);
-	else
-		b->version = br_le32_put(1);
-	for (uint64_t i = 0; reloc && i < nseg; i++) {
+	b->age_off = br_le64_put(w.n);
+	for (uint64_t i = 0; i < nseg; i++) {
 		br_le64 v = br_le64_put(0);
 
 		if (fs->segs && i < fs->segs->nseg)
@@ -642,6 +671,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 	c->st.last_gen = gen;
 	c->st.last_blob_bytes = w.n;
 	atomic_store_explicit(&c->blob_bytes, w.n, memory_order_relaxed);
+	ext_cost_set(c, sc.ext_bytes, sc.nextents);
 	c->st.last_inodes = ninodes;
 	/* The longest a writer could have waited: the cut, one batch of the
 	 * walk, or putting one inode into the snapshot itself. */
@@ -704,11 +734,14 @@ uint64_t br_ckpt_guess(struct br_fs *fs)
 {
 	uint64_t blob = fs->ckpt ? atomic_load_explicit(&fs->ckpt->blob_bytes,
 						       memory_order_relaxed) : 0;
+	uint64_t ext = fs->ckpt ? atomic_load_explicit(&fs->ckpt->ext_cost,
+						       memory_order_relaxed) : 0;
 	/* what the map holds now, in blob bytes: an inode with a name of
-	 * average length and its share of a directory, and an extent; the
-	 * last blob alone lags a map that grew (a fresh filesystem's first
-	 * checkpoint came to 1.6 MB with 64 KiB guessed and took the
-	 * reserve a delete needs) */
+	 * average length and its share of a directory, and an extent (as
+	 * packed in the last blob, the most a packed one takes before
+	 * any); the last blob alone lags a map that grew (a fresh
+	 * filesystem's first checkpoint came to 1.6 MB with 64 KiB guessed
+	 * and took the reserve a delete needs) */
 	uint64_t now = atomic_load_explicit(&fs->map.ninodes,
 					    memory_order_relaxed) *
 		       (sizeof(struct br_ckpt_inode) +
@@ -717,7 +750,7 @@ uint64_t br_ckpt_guess(struct br_fs *fs)
 	if (fs->segs)
 		now += atomic_load_explicit(&fs->segs->extents,
 					    memory_order_relaxed) *
-		       sizeof(struct br_ckpt_extent);
+		       (ext ? ext : BR_CKPT_EXT_MAX);
 	if (now > blob)
 		blob = now;
 	return blob + blob / 4 + 16 * fs->sb.seg_count + (64u << 10);
@@ -867,10 +900,82 @@ static bool name_ok(const char *p, size_t len)
 		 (len == 2 && p[0] == '.' && p[1] == '.'));
 }
 
-static int load_inode(struct br_fs *fs, struct rbuf *r, uint64_t *usage,
-		      uint64_t nseg)
+/* An extent of a version 1 or 2 blob. */
+static int extent_get(struct rbuf *r, uint64_t *off, uint64_t *len,
+		      uint64_t *addr)
+{
+	const struct br_ckpt_extent *ce = rb_take(r, sizeof(*ce));
+
+	if (!ce)
+		return CORRUPT;
+	*off = br_le64_get(ce->off);
+	*len = br_le32_get(ce->len);
+	*addr = br_le64_get(ce->addr);
+	return 0;
+}
+
+/* The packed extents of one inode (blob version 3, format.h). */
+struct packed {
+	struct rbuf *r;
+	uint64_t at;			/* where they start in r */
+	uint64_t end_off, end_addr;
+};
+
+static int packed_get(struct packed *pk, uint64_t *off, uint64_t *len,
+		      uint64_t *addr)
+{
+	struct rbuf *r = pk->r;
+	uint64_t v;
+	unsigned k;
+
+	k = br_uvar_get(r->p + r->off, r->n - r->off, &v);
+	if (!k)
+		return CORRUPT;
+	r->off += k;
+	*off = pk->end_off + br_unzigzag(v);
+	k = br_uvar_get(r->p + r->off, r->n - r->off, &v);
+	if (!k)
+		return CORRUPT;
+	r->off += k;
+	*len = v >> 1;
+	pk->end_off = *off + *len;
+	if (v & 1) {
+		br_le64 a;
+
+		if (r->n - r->off < sizeof(a))
+			return CORRUPT;
+		memcpy(&a, r->p + r->off, sizeof(a));
+		r->off += sizeof(a);
+		*addr = br_le64_get(a);
+		return 0;
+	}
+	k = br_uvar_get(r->p + r->off, r->n - r->off, &v);
+	if (!k)
+		return CORRUPT;
+	r->off += k;
+	*addr = pk->end_addr + br_unzigzag(v);
+	pk->end_addr = *addr + *len;
+	return 0;
+}
+
+/* After the last packed extent: the padding to 8, zeros. */
+static int packed_end(struct packed *pk)
+{
+	struct rbuf *r = pk->r;
+
+	while ((r->off - pk->at) % 8) {
+		if (r->off >= r->n || r->p[r->off])
+			return CORRUPT;
+		r->off++;
+	}
+	return 0;
+}
+
+static int load_inode(struct br_fs *fs, struct rbuf *r, uint32_t ver,
+		      uint64_t *usage, uint64_t nseg)
 {
 	const struct br_ckpt_inode *ci = rb_take(r, sizeof(*ci));
+	struct packed pk = { .r = r };
 	struct br_inode *in;
 	uint32_t mode, tl, nx, nd;
 	uint64_t ne;
@@ -958,16 +1063,15 @@ static int load_inode(struct br_fs *fs, struct rbuf *r, uint64_t *usage,
 		if (err)
 			return err == -EEXIST ? CORRUPT : err;
 	}
+	pk.at = r->off;
 	for (uint64_t i = 0; i < ne; i++) {
-		const struct br_ckpt_extent *ce = rb_take(r, sizeof(*ce));
 		struct br_loc loc = { .kind = BR_EXT_DURABLE };
 		uint64_t off, len;
 
-		if (!ce)
-			return CORRUPT;
-		off = br_le64_get(ce->off);
-		len = br_le32_get(ce->len);
-		loc.v = br_le64_get(ce->addr);
+		err = ver < 3 ? extent_get(r, &off, &len, &loc.v) :
+		      packed_get(&pk, &off, &len, &loc.v);
+		if (err)
+			return err;
 		if (len == 0 || len > BR_CHUNK_SIZE || off + len < off ||
 		    off >> BR_CHUNK_SHIFT != (off + len - 1) >> BR_CHUNK_SHIFT ||
 		    loc.v < fs->sb.log_start || loc.v > fs->sb.log_end ||
@@ -978,7 +1082,11 @@ static int load_inode(struct br_fs *fs, struct rbuf *r, uint64_t *usage,
 			return err;
 		usage_add(usage, nseg, fs->sb.seg_size, loc.v, len);
 	}
-	return 0;
+	if (ver < 3 || !ne)
+		return 0;
+	fs->ckpt->ld_ext_bytes += r->off - pk.at;
+	fs->ckpt->ld_ext_n += ne;
+	return packed_end(&pk);
 }
 
 static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
@@ -995,7 +1103,9 @@ static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
 	    br_le64_get(b->gen) != gen)
 		return CORRUPT;
 	ver = br_le32_get(b->version);
-	if (ver != 1 && ver != BR_CKPT_VERSION)
+	if (ver < 1 || ver > BR_CKPT_VERSION ||
+	    (ver == 3 &&
+	     !(fs->sb.feat_incompat & BR_FEATURE_INCOMPAT_CKPT_PACKED)))
 		return CORRUPT;
 	n = br_le64_get(b->ninodes);
 	uoff = br_le64_get(b->usage_off);
@@ -1018,7 +1128,7 @@ static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
 	r.n = uoff;
 	r.off = sizeof(*b);
 	for (uint64_t i = 0; i < n && !err; i++)
-		err = load_inode(fs, &r, usage, nseg);
+		err = load_inode(fs, &r, ver, usage, nseg);
 	if (err)
 		goto out;
 	if (r.off != uoff || !br_map_inode_find(&fs->map, BR_ROOT_INO)) {
@@ -1027,6 +1137,7 @@ static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
 	}
 	if (next_ino > fs->map.next_ino)
 		fs->map.next_ino = next_ino;
+	ext_cost_set(c, c->ld_ext_bytes, c->ld_ext_n);
 	c->st.usage_mismatch = 0;
 	for (uint64_t i = 0; i < nseg; i++) {
 		br_le64 v;

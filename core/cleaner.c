@@ -472,33 +472,6 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
 	return 0;
 }
 
-/* Set BR_FEATURE_INCOMPAT_RELOC and _RELOCS in both superblocks,
- * durably, before the first RELOCS record (format.h): an older bringfs
- * then refuses the image instead of failing its replay at the record.
- * Only the cleaner (run_lock) changes the bits; apply reads them under
- * map_lock. */
-static int reloc_feature(struct br_fs *fs)
-{
-	const uint64_t bits = BR_FEATURE_INCOMPAT_RELOC |
-			      BR_FEATURE_INCOMPAT_RELOCS;
-	struct br_super sb;
-	int err;
-
-	pthread_rwlock_rdlock(&fs->map_lock);
-	sb = fs->sb;
-	pthread_rwlock_unlock(&fs->map_lock);
-	if ((sb.feat_incompat & bits) == bits)
-		return 0;
-	sb.feat_incompat |= bits;
-	err = br_super_write(fs->fd, &sb);	/* synced */
-	if (err)
-		return err;
-	pthread_rwlock_wrlock(&fs->map_lock);
-	fs->sb.feat_incompat |= bits;
-	pthread_rwlock_unlock(&fs->map_lock);
-	return 0;
-}
-
 /* Inode, then copy order (the copies' addresses grow as they are made). */
 static int by_inode(const void *a, const void *b)
 {
@@ -524,7 +497,9 @@ static int by_inode(const void *a, const void *b)
  */
 static int log_relocs(struct br_fs *fs, struct br_cleaner *c)
 {
-	int err = c->np ? reloc_feature(fs) : 0;
+	/* before the first record (format.h) */
+	int err = c->np ? fs_feature_set(fs, BR_FEATURE_INCOMPAT_RELOC |
+					     BR_FEATURE_INCOMPAT_RELOCS) : 0;
 
 	qsort(c->pv, c->np, sizeof(*c->pv), by_inode);
 	for (size_t i = 0, j; i < c->np && !err; i = j) {

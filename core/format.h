@@ -229,11 +229,19 @@ static inline uint32_t br_rec_padded(uint32_t len)
  * failing its replay at the record.
  */
 #define BR_FEATURE_INCOMPAT_RELOCS (1ull << 1)
+/*
+ * INCOMPAT_CKPT_PACKED: checkpoint blobs may be version 3 (extents
+ * packed, below).  Set before the first one is written (core/checkpoint.c);
+ * code that read only versions 1 and 2 refuses the image instead of
+ * failing to load its checkpoint.
+ */
+#define BR_FEATURE_INCOMPAT_CKPT_PACKED (1ull << 2)
 
 #define BR_FEATURE_COMPAT_SUPP 0ull	/* unknown: ignored */
 #define BR_FEATURE_RO_COMPAT_SUPP 0ull	/* unknown: read-only mount only */
 #define BR_FEATURE_INCOMPAT_SUPP (BR_FEATURE_INCOMPAT_RELOC | \
-				  BR_FEATURE_INCOMPAT_RELOCS) /* unknown: refuse */
+				  BR_FEATURE_INCOMPAT_RELOCS | \
+				  BR_FEATURE_INCOMPAT_CKPT_PACKED) /* unknown: refuse */
 
 /* At byte 0 of the device and, as a backup, of its last whole block. */
 struct br_super_block {
@@ -622,7 +630,7 @@ static_assert(sizeof(struct br_rec_ckpt_data) == 32, "on-disk ABI");
  *   ninodes x { struct br_ckpt_inode, symlink target, xattrs, dirents,
  *               extents }   (a directory's entries in readdir order)
  *   nseg x br_le64          segment usage table at usage_off
- *   nseg x br_le64          segment age table at age_off (version 2)
+ *   nseg x br_le64          segment age table at age_off (versions 2, 3)
  *
  * Only inodes that have a name (nlink > 0) are stored: an inode that lost
  * its last name is deleted by replay too.  Extents hold durable log
@@ -634,9 +642,25 @@ static_assert(sizeof(struct br_rec_ckpt_data) == 32, "on-disk ABI");
  * (or, for the cleaner's heads, moved into) each segment, 0 = none; the
  * cleaner's cost-benefit clock (core/segment.h), so it survives a
  * remount.  Version 1 blobs have no age table (age_off 0).
+ *
+ * Extents: versions 1 and 2 store nextent struct br_ckpt_extent (24
+ * bytes each).  Version 3 (INCOMPAT_CKPT_PACKED) packs them, as the
+ * varints of BR_REC_RELOCS: per extent
+ *   zigzag(off - end_off), len << 1 | fixed, then
+ *   fixed 0: zigzag(addr - end_addr)
+ *   fixed 1: addr as 8 bytes little-endian (end_addr unchanged)
+ * with end_off / end_addr the previous extent's off + len / addr + len
+ * (0 before the first of the inode; `fixed` extents do not move
+ * end_addr), the inode's extents back to back, padded to 8 with zeros.
+ * A file fragmented by 4 KiB overwrites costs ~8 bytes an extent (its
+ * blob was 5.7 MB of a 1 GiB log in version 2, which the log's reserve
+ * had to hold twice over: the last checkpoint and room for the next).
+ * The writer uses `fixed` for extents whose address is patched in once
+ * their buffer has landed.
  */
 #define BR_CKPT_MAGIC 0x504b4342u	/* bytes "BCKP" */
-#define BR_CKPT_VERSION 2u		/* written; 1 is still read */
+#define BR_CKPT_VERSION 3u		/* written; 1 and 2 are still read */
+#define BR_CKPT_EXT_MAX 23u		/* bytes of a packed extent, at most */
 
 struct br_ckpt_blob {
 /*00*/	br_le32 magic;		/* BR_CKPT_MAGIC */

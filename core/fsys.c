@@ -341,6 +341,7 @@ static void fs_free(struct br_fs *fs)
 	for (unsigned i = 0; i < FS_INODE_LOCKS; i++)
 		pthread_mutex_destroy(&fs->ilock[i]);
 	pthread_mutex_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->feat_lock);
 	pthread_rwlock_destroy(&fs->map_lock);
 	free(fs);
 }
@@ -365,6 +366,7 @@ int br_fs_open(const char *image, const struct br_fs_options *opt,
 	for (unsigned i = 0; i < FS_INODE_LOCKS; i++)
 		pthread_mutex_init(&fs->ilock[i], NULL);
 	pthread_rwlock_init(&fs->map_lock, NULL);
+	pthread_mutex_init(&fs->feat_lock, NULL);
 	br_map_init(&fs->map);
 	err = br_ckpt_init(fs);
 	if (err)
@@ -1476,6 +1478,28 @@ low:
 		return err;
 	got = grant_wait(fs, res, size);
 	return got ? (int64_t)got : -ENOSPC;
+}
+
+int fs_feature_set(struct br_fs *fs, uint64_t bits)
+{
+	struct br_super sb;
+	int err = 0;
+
+	pthread_mutex_lock(&fs->feat_lock);
+	rdlock(fs);
+	sb = fs->sb;
+	unlock(fs);
+	if ((sb.feat_incompat & bits) != bits) {
+		sb.feat_incompat |= bits;
+		err = br_super_write(fs->fd, &sb);	/* synced */
+		if (!err) {
+			wrlock(fs);
+			fs->sb.feat_incompat |= bits;
+			unlock(fs);
+		}
+	}
+	pthread_mutex_unlock(&fs->feat_lock);
+	return err;
 }
 
 int fs_log_relocs(struct br_fs *fs, uint64_t ino, const struct fs_move *mv,

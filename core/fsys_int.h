@@ -70,7 +70,11 @@ struct br_fs {
 					 * opened read_only */
 	int fd;				/* O_RDWR|O_DIRECT, flock'ed, store's */
 	int rfd;			/* O_RDONLY|O_DIRECT, for reads */
-	struct br_super sb;
+	struct br_super sb;		/* feat_incompat: changed by
+					 * fs_feature_set under map_lock
+					 * (write) and feat_lock */
+	pthread_mutex_t feat_lock;	/* one superblock feature update at
+					 * a time */
 	uint64_t fsid;
 	uint32_t max_data;		/* data bytes per record */
 	bool replaying;			/* open only: single-threaded */
@@ -101,6 +105,14 @@ static inline uint64_t fs_granted(struct br_fs *fs)
 {
 	return atomic_load_explicit(&fs->granted, memory_order_relaxed);
 }
+
+/*
+ * Set incompat feature bits in both superblocks, durably, then in
+ * fs->sb (format.h: before the first record or blob that needs them).
+ * Updates are serialised, so two features set at once both reach the
+ * disk.  No filesystem lock held.  0 or -errno.
+ */
+int fs_feature_set(struct br_fs *fs, uint64_t bits);
 
 /* One of the cleaner's moves, with the segment its bytes were read from
  * and that segment's reuse generation then (segment.h). */
