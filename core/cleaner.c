@@ -501,7 +501,8 @@ static int log_relocs(struct br_fs *fs, struct br_cleaner *c)
 	int err = c->np ? fs_feature_set(fs, BR_FEATURE_INCOMPAT_RELOC |
 					     BR_FEATURE_INCOMPAT_RELOCS) : 0;
 
-	qsort(c->pv, c->np, sizeof(*c->pv), by_inode);
+	if (c->np)
+		qsort(c->pv, c->np, sizeof(*c->pv), by_inode);
 	for (size_t i = 0, j; i < c->np && !err; i = j) {
 		for (j = i; j < c->np && c->pv[j].ino == c->pv[i].ino; j++) {
 			if (br_grow(&c->mv, &c->mvcap, j - i + 1,

@@ -99,14 +99,18 @@
  * Measured (tests/bench/wa-bench.sh: 1 GiB, 510 segments of 2 MiB, 4 KiB
  * random overwrites drawn independently, three times the log; Sprite's
  * cost-benefit simulated on the same geometry in brackets): WA uniform /
- * hot-cold 1.29 / 1.16 at 50 % (1.25 / 1.21), 2.02 / 1.39 at 70 %
- * (1.93 / 1.40), 8.53 / 3.81 at 90 % (5.98 / 3.24); throughput under
- * cleaning at 90 % 0.51x of an empty filesystem.  At 90 % the gap is
- * mostly the space held out of the cleaner's reach (the user reserve,
- * sized by a checkpoint that the fragmented extent map makes 5.7 MB, the
- * checkpoint itself, the log's chosen next segment, the margin above the
- * reserve: ~11 segments more than the model holds) and the RELOC records
- * (~0.09 of the 8.53).  What the session before last's 6.35 at 90 %
+ * hot-cold 1.27 / 1.15 at 50 % (1.25 / 1.21), 1.98 / 1.37 at 70 %
+ * (1.93 / 1.40), 6.86 / 3.53 at 90 % (5.98 / 3.24).  WA = (log bytes
+ * per user byte) / (1 - victim utilisation): what the log writes
+ * besides user data is multiplied by ~7 at 90 %, so moves are logged
+ * packed (BR_REC_RELOCS, ~10 bytes a piece; 48-byte RELOC records cost
+ * 0.6 of WA there).  The rest of the gap at 90 % is the space held out
+ * of the cleaner's reach, which the model does not have: the user
+ * reserve (with room for the next checkpoint), the checkpoint in the
+ * log, the log's chosen next segment and the margin above the reserve
+ * (extents are packed in the checkpoint, ~8 bytes each: at 24 a file
+ * fragmented by 4 KiB overwrites made a 5.7 MB blob, held twice, and
+ * 90 % was 8.53 / 3.81).  What the session before last's 6.35 at 90 %
  * lacked: it overwrote a random permutation (fio's default random map),
  * which empties whole segments late in every pass by itself.  Fixed on
  * the way: writers that found a pass holding the space above the reserve
