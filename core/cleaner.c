@@ -114,7 +114,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 	struct br_segtab *t = fs->segs;
 	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
 	uint64_t vmax = BR_SEG_VICTIM_MAX(seg), blocked_gain = 0, ck;
-	uint64_t gain_min, granted;
+	uint64_t gain_min, granted, keep;
 	size_t n, nv, nvict;
 	size_t nblocked;
 	bool full = false, edge;
@@ -167,10 +167,13 @@ again:
 	/* BR_CLEAN_META_SEGS stay free for metadata records (unlink,
 	 * truncate) whatever happens to this pass: its victims are free only
 	 * after its last record is durable (its own RELOC records are in
-	 * move_cost).  Bytes granted to writes in progress are theirs. */
+	 * move_cost).  Bytes granted to writes in progress are theirs.
+	 * While candidates wait for a checkpoint, moves also leave room for
+	 * it and a segment to move into after it: passes that spent that
+	 * room on other victims left no way to free the waiting ones. */
+	keep = BR_CLEAN_META_SEGS + (*blocked ? br_ckpt_segs(fs) + 1 : 0);
 	granted = fs_granted(fs);
-	budget = nfree > BR_CLEAN_META_SEGS ?
-		 (nfree - BR_CLEAN_META_SEGS) * seg : 0;
+	budget = nfree > keep ? (nfree - keep) * seg : 0;
 	budget = budget > granted ? budget - granted : 0;
 	if (c->head)	/* what is left of the head takes moves first */
 		budget += seg - (c->hoff < seg ? c->hoff : seg);

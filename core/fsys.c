@@ -1364,7 +1364,7 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 static uint64_t grant(struct br_fs *fs, uint64_t res, uint64_t size)
 {
 	uint64_t nfree = br_seg_nfree(fs->segs), held = br_cleaner_held(fs);
-	uint64_t room, old, got;
+	uint64_t room, old, got, open;
 
 	/* a pass moves into the reserve first (its budget leaves only
 	 * BR_CLEAN_META_SEGS): only what it holds beyond is users' room */
@@ -1373,6 +1373,14 @@ static uint64_t grant(struct br_fs *fs, uint64_t res, uint64_t size)
 	if (nfree <= res + held)
 		return 0;
 	room = (nfree - res - held) * fs->segs->seg_size;
+	/* the open buffer's bytes were granted and given back, but take
+	 * their room only once it is sealed (with -b 512K -S 512K a whole
+	 * segment: passes then found the last free one and a fill got
+	 * ENOSPC with a quarter of the log dead, with the CPU busy) */
+	open = fs->sb.buf_size - br_store_room(fs->store);
+	if (room <= open)
+		return 0;
+	room -= open;
 	old = atomic_load_explicit(&fs->granted, memory_order_relaxed);
 	do {
 		if (old >= room)
@@ -1418,9 +1426,8 @@ static void ungrant(struct br_fs *fs, uint64_t n)
  * move into (ENOSPC with a quarter of the log dead).  Returns the bytes
  * granted (> 0, at most size; fewer makes a short write) or -errno.
  * Called with no lock held (br_ckpt_write takes them all).  Bytes copied
- * into the ring but not yet placed in a segment are counted by neither
- * the grant nor the free segments: at most the open buffer, which lies
- * in the log's current or next segment.
+ * into the ring but not yet placed in a segment (the open buffer's) are
+ * taken off the room too: the free segments do not count them yet.
  */
 static int64_t space_check(struct br_fs *fs, uint64_t size)
 {
