@@ -100,7 +100,7 @@
  * random overwrites drawn independently, three times the log; Sprite's
  * cost-benefit simulated on the same geometry in brackets): WA uniform /
  * hot-cold 1.27 / 1.15 at 50 % (1.25 / 1.21), 1.98 / 1.37 at 70 %
- * (1.93 / 1.40), 6.86 / 3.53 at 90 % (5.98 / 3.24).  WA = (log bytes
+ * (1.93 / 1.40), 6.84 / 3.59 at 90 % (5.98 / 3.24).  WA = (log bytes
  * per user byte) / (1 - victim utilisation): what the log writes
  * besides user data is multiplied by ~7 at 90 %, so moves are logged
  * packed (BR_REC_RELOCS, ~10 bytes a piece; 48-byte RELOC records cost
