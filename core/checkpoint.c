@@ -1127,6 +1127,7 @@ static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
 	}
 	r.n = uoff;
 	r.off = sizeof(*b);
+	c->ld_ext_bytes = c->ld_ext_n = 0;	/* this blob's alone */
 	for (uint64_t i = 0; i < n && !err; i++)
 		err = load_inode(fs, &r, ver, usage, nseg);
 	if (err)

@@ -17,7 +17,9 @@
  *      best score first, from those at most 7/8 live (BR_SEG_VICTIM_MAX)
  *      or, when they give no pass worth running, from all, while what
  *      they hold fits in the free segments (BR_CLEAN_META_SEGS are left
- *      for other metadata, bytes granted to writes in progress for them)
+ *      for other metadata, bytes granted to writes in progress for them,
+ *      and room for a checkpoint and a segment after it while candidates
+ *      wait for one)
  *      and until they gain what was asked (the background thread: what
  *      free lacks of its high mark); a pass that would not gain an eighth of a segment more
  *      than it writes is not run, except at the writers' edge (free
