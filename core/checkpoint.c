@@ -921,22 +921,26 @@ struct packed {
 	uint64_t end_off, end_addr;
 };
 
+/* The varint at r's offset, which moves past it.  false: none there. */
+static bool rb_uvar(struct rbuf *r, uint64_t *v)
+{
+	unsigned k = br_uvar_get(r->p + r->off, r->n - r->off, v);
+
+	r->off += k;
+	return k != 0;
+}
+
 static int packed_get(struct packed *pk, uint64_t *off, uint64_t *len,
 		      uint64_t *addr)
 {
 	struct rbuf *r = pk->r;
 	uint64_t v;
-	unsigned k;
 
-	k = br_uvar_get(r->p + r->off, r->n - r->off, &v);
-	if (!k)
+	if (!rb_uvar(r, &v))
 		return CORRUPT;
-	r->off += k;
 	*off = pk->end_off + br_unzigzag(v);
-	k = br_uvar_get(r->p + r->off, r->n - r->off, &v);
-	if (!k)
+	if (!rb_uvar(r, &v))
 		return CORRUPT;
-	r->off += k;
 	*len = v >> 1;
 	pk->end_off = *off + *len;
 	if (v & 1) {
@@ -949,10 +953,8 @@ static int packed_get(struct packed *pk, uint64_t *off, uint64_t *len,
 		*addr = br_le64_get(a);
 		return 0;
 	}
-	k = br_uvar_get(r->p + r->off, r->n - r->off, &v);
-	if (!k)
+	if (!rb_uvar(r, &v))
 		return CORRUPT;
-	r->off += k;
 	*addr = pk->end_addr + br_unzigzag(v);
 	pk->end_addr = *addr + *len;
 	return 0;
