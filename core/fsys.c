@@ -1979,7 +1979,8 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		"cleaner_ckpt_bytes %llu\n" "device_flushes %llu\n"
 		"log_buffers %llu\n" "checkpoints %llu\n"
 		"checkpoint_blob_bytes %llu\n" "checkpoint_guess_bytes %llu\n"
-		"user_reserve_segments %llu\n",
+		"user_reserve_segments %llu\n" "dead_segments %llu\n"
+		"checkpoint_wait_segments %llu\n" "open_segments %llu\n",
 		(unsigned long long)sp.free_segs,
 		(unsigned long long)sp.log_segs,
 		sp.log_segs ? (double)sp.live_bytes / ((double)sp.log_segs * seg) : 0,
@@ -1996,7 +1997,10 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		(unsigned long long)ck.written,
 		(unsigned long long)ck.last_blob_bytes,
 		(unsigned long long)br_ckpt_guess(fs),
-		(unsigned long long)fs_user_reserve(fs));
+		(unsigned long long)fs_user_reserve(fs),
+		(unsigned long long)sp.dead_segs,
+		(unsigned long long)sp.ckpt_segs,
+		(unsigned long long)sp.open_segs);
 }
 
 ssize_t br_fs_getxattr(struct br_fs *fs, uint64_t ino, const char *name,

@@ -247,7 +247,10 @@ int br_fs_setxattr(struct br_fs *fs, uint64_t ino, const char *name,
  * wrote), checkpoints (written by this mount), checkpoint_blob_bytes
  * (the newest one's), checkpoint_guess_bytes (what the next one is
  * expected to take, br_ckpt_guess), user_reserve_segments (free segments
- * user data leaves, fs_user_reserve).
+ * user data leaves, fs_user_reserve), dead_segments (no live data, not
+ * free yet), checkpoint_wait_segments (of those, the ones waiting for a
+ * checkpoint), open_segments (the log's current and next, the cleaner's
+ * head; struct br_seg_space).
  *   getfattr --only-values -n user.bringfs.stats MOUNTPOINT */
 #define BR_STATS_XATTR "user.bringfs.stats"
 

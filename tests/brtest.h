@@ -39,8 +39,10 @@ static void br_test_dir_remove(void)
 		nftw(br_test_dir_path, br_test_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A timeout (meson sends SIGTERM), ^C or an abort (sanitizers) skips
- * atexit: clean up there too, then die of the same signal.  nftw is not
+/* A timeout (meson sends SIGTERM), ^C or an abort skips atexit: clean up
+ * there too, then die of the same signal.  A sanitizer report ends in
+ * abort() only with abort_on_error=1 (tests/run.sh sets it; UBSan and
+ * TSan otherwise _exit(), which nothing can catch).  nftw is not
  * async-signal-safe, but the process is going away either way. */
 static void br_test_dir_signal(int sig)
 {

@@ -9,9 +9,12 @@ set -eu
 cd "$(dirname "$0")/.."
 tests/setup.sh all
 
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# abort_on_error everywhere: a report then ends in SIGABRT, whose handler
+# (tests/brtest.h) removes the test's temporary directory; by default UBSan
+# and TSan _exit() and left a 128 MiB image behind.
+export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+export TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1
 
 status=0
 meson test -C build --print-errorlogs --num-processes 2 || status=1

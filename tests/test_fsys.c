@@ -30,6 +30,7 @@
 #include <liburing.h>
 #include <uuid/uuid.h>
 
+#include "checkpoint.h"
 #include "crc32c.h"
 #include "fsys.h"
 #include "super.h"
@@ -583,14 +584,23 @@ static unsigned long long stat_field(const char *text, const char *name)
 	return strtoull(p + strlen(name), NULL, 10);
 }
 
-/* The root's virtual stats xattr counts what users and the device wrote. */
+static void stats_of(struct br_fs *fs, char *text, size_t size)
+{
+	ssize_t n = br_fs_getxattr(fs, ROOT, BR_STATS_XATTR, text, size - 1);
+
+	assert_true(n > 0);
+	text[n] = 0;
+}
+
+/* The root's virtual stats xattr counts what users and the device wrote,
+ * and where the log's segments are. */
 static void test_stats_xattr_reports_space_and_write_amplification(void **state)
 {
 	struct br_fs *fs = *state;
 	static uint8_t b[1u << 20];
 	char text[1024];
 	ssize_t n, len;
-	uint64_t f = mkfile(fs, ROOT, "data");
+	uint64_t f = mkfile(fs, ROOT, "data"), free0;
 
 	fill_pattern(b, sizeof(b), 5);
 	for (int i = 0; i < 4; i++)
@@ -608,6 +618,31 @@ static void test_stats_xattr_reports_space_and_write_amplification(void **state)
 	assert_true(stat_field(text, "total_segments ") > stat_field(text, "free_segments "));
 	assert_non_null(strstr(text, "write_amplification 1."));
 	assert_non_null(strstr(text, "cleaner off"));
+	/* the log's current segment and its chosen next one are open */
+	assert_true(stat_field(text, "open_segments ") >= 2);
+	/* overwritten whole, a first copy larger than two segments leaves
+	 * one dead at least; newer than the roll point, it waits for a
+	 * checkpoint, which frees it */
+	for (int i = 4; i < 24; i++)
+		write_all(fs, f, b, sizeof(b), (uint64_t)i << 20);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	stats_of(fs, text, sizeof(text));
+	assert_int_equal(stat_field(text, "checkpoint_wait_segments "), 0);
+	/* segments under 12 MiB: 24 MiB spans two */
+	assert_true(stat_field(text, "total_segments ") * (12ull << 20) >
+		    (unsigned long long)IMG_SIZE);
+	for (int i = 0; i < 24; i++)
+		write_all(fs, f, b, sizeof(b), (uint64_t)i << 20);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	stats_of(fs, text, sizeof(text));
+	assert_true(stat_field(text, "checkpoint_wait_segments ") >= 1);
+	assert_true(stat_field(text, "dead_segments ") >=
+		    stat_field(text, "checkpoint_wait_segments "));
+	free0 = stat_field(text, "free_segments ");
+	assert_int_equal(br_ckpt_write(fs), 0);
+	stats_of(fs, text, sizeof(text));
+	assert_int_equal(stat_field(text, "checkpoint_wait_segments "), 0);
+	assert_true(stat_field(text, "free_segments ") > free0);
 	/* only the root has it, and it is not a stored xattr */
 	assert_int_equal(br_fs_getxattr(fs, f, BR_STATS_XATTR, NULL, 0), -ENODATA);
 }

@@ -14,10 +14,15 @@
 # by itself late in every pass and made WA look up to 3x better.
 #
 # Prints, per utilisation (50, 70, 90 %) and pattern (uniform, hotcold):
-#   bench=wa util=<u> pattern=<p> wa=<v> sprite_wa=<v> ratio=<v> user_mib=<v> cleaned_segments=<n> mib_s=<v> iops=<v> copy=<v> ckpt=<v> log=<v>
+#   bench=wa util=<u> pattern=<p> wa=<v> sprite_wa=<v> ratio=<v> user_mib=<v> cleaned_segments=<n> mib_s=<v> iops=<v> copy=<v> ckpt=<v> log=<v> free=<v> dead=<v> ckpt_wait=<v> open=<v> reserve=<v>
 # where WA = copy + ckpt + log: the cleaner's copies, its checkpoints
 # and the log (users' records with their headers, metadata, RELOC
-# records, the other checkpoints), each per user byte.
+# records, the other checkpoints), each per user byte; free ... reserve
+# are the segments out of the cleaner's reach during the overwrite
+# (averages of a sample a second from the stats xattr): free, dead (no
+# live data, waiting for durability or, ckpt_wait of them, for a
+# checkpoint), open (the log's current and next segment, the cleaner's
+# head) and the user reserve (part of free).
 # sprite_wa is the reference from the same run: Sprite LFS's cost-benefit
 # cleaner simulated on the same segments, utilisation and pattern
 # (tests/bench/lfs_model.c: no reserve, metadata or checkpoints, so the
@@ -66,7 +71,9 @@ command -v fio >/dev/null || { echo "wa-bench: error: fio is not installed" >&2;
 command -v getfattr >/dev/null || { echo "wa-bench: error: getfattr (package attr) is not installed" >&2; exit 1; }
 
 T=$(mktemp -d "$base/wa-bench.XXXXXX") || exit 1
+sampler=
 cleanup() {
+	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null
 	mountpoint -q "$T/mnt" 2>/dev/null && { fusermount3 -u "$T/mnt" 2>/dev/null || fusermount3 -uz "$T/mnt"; }
 	rm -rf "$T"
 }
@@ -102,12 +109,18 @@ run() { # UTIL PATTERN [empty]: with "empty", only the IOPS (iops_empty)
 	dist=random
 	[ "$pattern" = hotcold ] && dist=zoned:90/10:10/90
 	t0=$(date +%s.%N)
+	# where the segments are while it runs (sampled each second)
+	( while mountpoint -q "$T/mnt"; do getfattr --only-values -n user.bringfs.stats "$T/mnt" 2>/dev/null |
+		awk '{ v[$1] = $2 } END { if (v["free_segments"] != "") print v["free_segments"], v["dead_segments"], v["checkpoint_wait_segments"], v["open_segments"], v["user_reserve_segments"] }'
+		sleep 1; done ) >"$T/segs" &
+	sampler=$!
 	# terse field 49: write IOPS
 	iops=$(fio --name=over --filename="$T/mnt/data" --rw=randwrite --bs=4k \
 		--size="$fill" --io_size=$(( total * times / 1048576 ))M \
 		--random_distribution="$dist" --norandommap --randrepeat=1 --direct=1 --ioengine=psync \
 		--end_fsync=1 --minimal 2>"$T/fio.err" | awk -F';' '{ print $49 }')
 	[ -n "$iops" ] || { echo "wa-bench: overwrite failed (ENOSPC?): $(head -c 300 "$T/fio.err")" >&2; iops=0; }
+	kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null; sampler=
 	sync -f "$T/mnt/data"
 	t1=$(date +%s.%N)
 	if [ "$mode" = empty ]; then
@@ -126,10 +139,14 @@ run() { # UTIL PATTERN [empty]: with "empty", only the IOPS (iops_empty)
 	awk -v u="$util" -v p="$pattern" -v du=$((user1 - user0)) -v dd=$((dev1 - dev0)) \
 		-v cs="$(stat_of cleaned_segments)" -v s="$(echo "$t1 - $t0" | bc)" \
 		-v io="$iops" -v sw="$sprite" -v dc=$((cp1 - cp0)) -v dk=$((ck1 - ck0)) \
-		'BEGIN { wa = du ? dd / du : 0
-			printf "bench=wa util=%d pattern=%s wa=%.2f sprite_wa=%.2f ratio=%.2f user_mib=%.0f cleaned_segments=%s mib_s=%.1f iops=%.0f copy=%.2f ckpt=%.3f log=%.3f\n",
+		-v held="$(awk '{ for (i = 1; i <= 5; i++) t[i] += $i; n++ }
+			END { if (n) printf "%.1f %.1f %.1f %.1f %.1f", t[1]/n, t[2]/n, t[3]/n, t[4]/n, t[5]/n
+			      else print "0 0 0 0 0" }' "$T/segs")" \
+		'BEGIN { wa = du ? dd / du : 0; split(held, h, " ")
+			printf "bench=wa util=%d pattern=%s wa=%.2f sprite_wa=%.2f ratio=%.2f user_mib=%.0f cleaned_segments=%s mib_s=%.1f iops=%.0f copy=%.2f ckpt=%.3f log=%.3f free=%s dead=%s ckpt_wait=%s open=%s reserve=%s\n",
 			u, p, wa, sw, wa ? sw / wa : 0, du / 1048576, cs, du / 1048576 / s, io,
-			du ? dc / du : 0, du ? dk / du : 0, du ? (dd - dc - dk) / du : 0 }'
+			du ? dc / du : 0, du ? dk / du : 0, du ? (dd - dc - dk) / du : 0,
+			h[1], h[2], h[3], h[4], h[5] }'
 	fusermount3 -u "$T/mnt"
 	rm -f "$T/img"
 }
