@@ -237,7 +237,59 @@ struct ser_ctx {
 	uint64_t nseg, seg_size;
 	uint64_t data_bytes;
 	uint64_t ext_bytes, nextents;	/* packed extents: bytes, count */
+	unsigned ver;			/* blob version being written */
 };
+
+unsigned br_ckpt_write_version = BR_CKPT_VERSION;
+
+/* Pending extent e's address goes at blob offset `at` once its buffer
+ * has landed (step 5).  0 or -ENOMEM (also latched in w->err). */
+static int patch_add(struct wbuf *w, size_t at, const struct br_extent *e)
+{
+	if (br_grow(&w->pv, &w->pcap, w->np + 1, sizeof(*w->pv), 256)) {
+		w->err = -ENOMEM;
+		return w->err;
+	}
+	w->pv[w->np++] = (struct patch){
+		.at = at, .seq = e->v, .boff = e->boff, .len = e->len,
+	};
+	return 0;
+}
+
+/* The inode's extents as versions 1 and 2 stored them, 24 bytes each.
+ * Only br_ckpt_write_version asks for them: images an older bringfs
+ * wrote must go on loading, and nothing else makes such a blob. */
+static void ser_extents_unpacked(struct ser_ctx *sc, const struct br_inode *in)
+{
+	struct wbuf *w = sc->w;
+	struct br_chunk *ch, *tmp;
+	struct br_ckpt_extent *ce;
+	size_t at = w->n;
+
+	if (!in->ext.next || !wb_take(w, in->ext.next * sizeof(*ce)))
+		return;
+	ce = (struct br_ckpt_extent *)(w->p + at);
+	HASH_ITER(hh, in->ext.chunks, ch, tmp) {
+		for (uint32_t i = 0; i < ch->n; i++, ce++) {
+			const struct br_extent *e = &ch->ext[i];
+
+			ce->off = br_le64_put(e->off);
+			ce->len = br_le32_put(e->len);
+			ce->pad = br_le32_put(0);
+			sc->data_bytes += e->len;
+			if (e->kind == BR_EXT_DURABLE) {
+				ce->addr = br_le64_put(e->v);
+				usage_add(sc->usage, sc->nseg, sc->seg_size,
+					  e->v, e->len);
+			} else {
+				ce->addr = br_le64_put(0);
+				if (patch_add(w, (size_t)((uint8_t *)&ce->addr -
+							  w->p), e))
+					return;
+			}
+		}
+	}
+}
 
 /* The inode's extents, packed (format.h, blob version 3). */
 static void ser_extents(struct ser_ctx *sc, const struct br_inode *in)
@@ -248,6 +300,10 @@ static void ser_extents(struct ser_ctx *sc, const struct br_inode *in)
 	size_t at = w->n, n = 0;
 	uint8_t *p;
 
+	if (sc->ver < 3) {
+		ser_extents_unpacked(sc, in);
+		return;
+	}
 	if (!in->ext.next || !wb_take(w, in->ext.next * BR_CKPT_EXT_MAX))
 		return;
 	p = w->p + at;
@@ -269,15 +325,8 @@ static void ser_extents(struct ser_ctx *sc, const struct br_inode *in)
 				continue;
 			}
 			memset(p + n, 0, 8);
-			if (br_grow(&w->pv, &w->pcap, w->np + 1,
-				    sizeof(*w->pv), 256)) {
-				w->err = -ENOMEM;
+			if (patch_add(w, at + n, e))
 				return;
-			}
-			w->pv[w->np++] = (struct patch){
-				.at = at + n, .seq = e->v, .boff = e->boff,
-				.len = e->len,
-			};
 			n += 8;
 		}
 	}
@@ -535,10 +584,17 @@ static int ckpt_write_locked(struct br_fs *fs)
 	struct br_ckpt_blob *b;
 	int err;
 
+	/* tests: an older version, as an older bringfs wrote it */
+	if (br_ckpt_write_version == 1 || br_ckpt_write_version == 2)
+		sc.ver = br_ckpt_write_version;
+	else
+		sc.ver = BR_CKPT_VERSION;
 	if (!fs->store)
 		return -EROFS;
 	err = br_store_error(fs->store);
-	if (!err)	/* before the first version 3 blob (format.h) */
+	/* before the first version 3 blob (format.h); an older one leaves
+	 * the image as an older bringfs would have */
+	if (!err && sc.ver == 3)
 		err = fs_feature_set(fs, BR_FEATURE_INCOMPAT_CKPT_PACKED);
 	if (err)
 		return err;
@@ -590,7 +646,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 		goto out;
 	b = (struct br_ckpt_blob *)w.p;
 	b->magic = br_le32_put(BR_CKPT_MAGIC);
-	b->version = br_le32_put(BR_CKPT_VERSION);
+	b->version = br_le32_put(sc.ver);
 	b->gen = br_le64_put(gen);
 	b->ninodes = br_le64_put(ninodes);
 	b->nseg = br_le64_put(nseg);
@@ -635,10 +691,12 @@ static int ckpt_write_locked(struct br_fs *fs)
 		wb_bytes(&w, &v, sizeof(v));
 	}
 	/* Segment ages as they are now (a little newer than the cut's:
-	 * only the cleaner's clock, never a correctness input). */
+	 * only the cleaner's clock, never a correctness input).  Version 1
+	 * has none: age_off stays 0. */
 	b = (struct br_ckpt_blob *)w.p;
-	b->age_off = br_le64_put(w.n);
-	for (uint64_t i = 0; i < nseg; i++) {
+	if (sc.ver > 1)
+		b->age_off = br_le64_put(w.n);
+	for (uint64_t i = 0; sc.ver > 1 && i < nseg; i++) {
 		br_le64 v = br_le64_put(0);
 
 		if (fs->segs && i < fs->segs->nseg)

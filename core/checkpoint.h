@@ -147,6 +147,13 @@ void br_ckpt_inode_gone(struct br_fs *fs, struct br_inode *in);
 void br_ckpt_snap_hook(struct br_fs *fs, void (*fn)(void *ctx, int at),
 		       void *ctx);
 
+/* Tests only: the blob version br_ckpt_write writes.  1 or 2 writes that
+ * older version (unpacked extents; 1 without the age table) and leaves
+ * INCOMPAT_CKPT_PACKED unset, as an older bringfs did, so its images are
+ * still tested to load; anything else, BR_CKPT_VERSION (the default).
+ * Read when a checkpoint starts, without a lock: set it while none runs. */
+extern unsigned br_ckpt_write_version;
+
 /* Completion hook: called by on_complete with map_lock held for writing. */
 void br_ckpt_on_complete(struct br_fs *fs, const struct br_store_done *d);
 

@@ -817,6 +817,188 @@ static void test_packed_extents_are_small_and_reload(void **state)
 	free(b);
 }
 
+/*
+ * Images an older bringfs wrote still load: blob versions 1 (no age
+ * table) and 2 hold extents unpacked, 24 bytes each, and the superblock
+ * lacks INCOMPAT_CKPT_PACKED (format.h).  Nothing writes them any more
+ * but br_ckpt_write_version, so a checkpoint taken with it stands in for
+ * one of an older bringfs.  A fragmented file gives it many extents,
+ * some still pending at the cut (their addresses are patched in after
+ * it); more is written after it, so the crash copy rolls a tail forward
+ * on top of the old blob.  The next checkpoint is version 3 again.
+ */
+
+/* The version of the newest slot's blob: its header lies in the first
+ * CKPT_DATA record after the slot's roll point. */
+static uint32_t newest_blob_version(const char *path)
+{
+	static const uint8_t magic[4] = { 'B', 'C', 'K', 'P' };
+	const size_t max = 8u << 20;
+	uint8_t *b = malloc(max), *p;
+	struct br_ckpt_blob hd;
+	struct br_super sb;
+	struct br_slot s;
+	uint32_t ver = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_non_null(b);
+	assert_int_equal(br_super_read(fd, &sb), 0);
+	assert_int_equal(br_slot_read_newest(fd, &sb, &s), 0);
+	assert_true(s.ckpt_addr != 0);
+	n = pread(fd, b, max, (off_t)s.roll_addr);
+	assert_true(n > (ssize_t)sizeof(hd));
+	/* file data may hold the magic too: the header also names the
+	 * slot's generation */
+	for (p = b; (p = memmem(p, (size_t)(b + n - p), magic, 4)); p++) {
+		if ((size_t)(b + n - p) < sizeof(hd))
+			break;
+		memcpy(&hd, p, sizeof(hd));
+		if (br_le64_get(hd.gen) == s.seq) {
+			ver = br_le32_get(hd.version);
+			break;
+		}
+	}
+	close(fd);
+	free(b);
+	assert_true(ver != 0);
+	return ver;
+}
+
+static bool has_packed_bit(const char *path)
+{
+	struct br_super sb;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(br_super_read(fd, &sb), 0);
+	close(fd);
+	return sb.feat_incompat & BR_FEATURE_INCOMPAT_CKPT_PACKED;
+}
+
+/* 4 KiB pieces of `frag` (and of its expected contents `want`)
+ * overwritten at random page offsets. */
+static void frag_overwrite(struct br_fs *fs, uint64_t frag, uint8_t *want,
+			   uint32_t pages, uint32_t n, uint64_t *seed)
+{
+	uint8_t pg[4096];
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t at = (uint32_t)(br_xorshift64(seed) % pages);
+
+		fill_pattern(pg, sizeof(pg), *seed);
+		memcpy(want + (size_t)at * sizeof(pg), pg, sizeof(pg));
+		write_all(fs, frag, pg, sizeof(pg), (uint64_t)at * sizeof(pg));
+	}
+}
+
+static void older_version_loads(void **state, unsigned ver)
+{
+	struct br_fs *fs = *state, *fs2;
+	const uint32_t pages = 1024;	/* a 4 MiB file */
+	const size_t size = (size_t)pages * 4096;
+	uint8_t *want = malloc(size);
+	uint64_t d, frag, gen, seed = 11 + ver;
+	struct br_ckpt_stats st;
+	struct br_fsck_result r;
+	struct msgs m;
+	char copy[4200], *a, *c;
+	struct stat sst;
+
+	br_ckpt_write_version = BR_CKPT_VERSION;	/* see teardown_version */
+	assert_non_null(want);
+	populate(fs, 1);	/* directories, xattrs, a symlink, a hole */
+	d = mkdir_(fs, ROOT, "old");
+	assert_int_equal(br_fs_setxattr(fs, d, "user.v", "old", 3, 0), 0);
+	assert_int_equal(br_fs_symlink(fs, d, "to-frag", "frag", &cred, &sst), 0);
+	frag = mkfile(fs, d, "frag");
+	fill_pattern(want, size, ver);
+	write_all(fs, frag, want, size, 0);
+	assert_int_equal(br_fs_fsync(fs, frag, false), 0);
+	/* many extents; the last ones are in the open buffer at the cut */
+	frag_overwrite(fs, frag, want, pages, 600, &seed);
+
+	br_ckpt_write_version = ver;
+	assert_int_equal(br_ckpt_write(fs), 0);
+	br_ckpt_write_version = BR_CKPT_VERSION;
+	gen = stats(fs).last_gen;
+	assert_int_equal(newest_blob_version(img), ver);
+	assert_false(has_packed_bit(img));
+
+	/* the tail the copy rolls forward on top of the old blob */
+	frag_overwrite(fs, frag, want, pages, 200, &seed);
+	write_all(fs, mkfile(fs, d, "after"), want, 5000, 0);
+	mkdir_(fs, d, "after-dir");
+	assert_int_equal(br_fs_setxattr(fs, frag, "user.after", "1", 1, 0), 0);
+	assert_int_equal(br_fs_rename(fs, ROOT, "dir1", d, "dir1-moved", 0), 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	a = snapshot(fs);
+	snprintf(copy, sizeof(copy), "%s.v%u", img, ver);
+	copy_image(img, copy);		/* a crash: no checkpoint at close */
+
+	r = fsck(copy, false, &m);
+	if (r.errors)
+		fprintf(stderr, "%s", m.text);
+	assert_int_equal(r.errors, 0);
+	fs2 = mount_img(copy);
+	st = stats(fs2);
+	assert_int_equal(st.loaded_gen, gen);
+	assert_false(st.fallback);
+	assert_true(st.tail_records >= 5);
+	assert_int_equal(st.usage_mismatch, 0);
+	c = snapshot(fs2);
+	assert_same(a, c);
+	free(c);
+	check_read(fs2, ino_of(fs2, ino_of(fs2, ROOT, "old"), "frag"), want,
+		   size, 0);
+
+	/* the next checkpoint is version 3, and it loads too */
+	assert_int_equal(br_ckpt_write(fs2), 0);
+	assert_int_equal(newest_blob_version(copy), BR_CKPT_VERSION);
+	assert_true(has_packed_bit(copy));
+	gen = stats(fs2).last_gen;
+	assert_int_equal(br_fs_close(fs2), 0);
+	assert_int_equal(newest_blob_version(copy), BR_CKPT_VERSION);
+	fs2 = mount_img(copy);
+	st = stats(fs2);
+	assert_true(st.loaded_gen >= gen);
+	assert_false(st.fallback);
+	assert_int_equal(st.tail_records, 0);
+	assert_int_equal(st.usage_mismatch, 0);
+	c = snapshot(fs2);
+	assert_same(a, c);
+	free(c);
+	check_read(fs2, ino_of(fs2, ino_of(fs2, ROOT, "old"), "frag"), want,
+		   size, 0);
+	assert_int_equal(br_fs_close(fs2), 0);
+	r = fsck(copy, false, &m);
+	if (r.errors)
+		fprintf(stderr, "%s", m.text);
+	assert_int_equal(r.errors, 0);
+	unlink(copy);
+	free(a);
+	free(want);
+}
+
+static void test_version_1_checkpoint_of_an_older_bringfs_loads(void **state)
+{
+	older_version_loads(state, 1);
+}
+
+static void test_version_2_checkpoint_of_an_older_bringfs_loads(void **state)
+{
+	older_version_loads(state, 2);
+}
+
+/* cmocka longjmps past a failed test's own reset: every later test
+ * must write version 3 again. */
+static int teardown_version(void **state)
+{
+	br_ckpt_write_version = BR_CKPT_VERSION;
+	return teardown(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -833,6 +1015,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fsck_finds_and_repairs_injected_inconsistencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_reports_a_log_that_does_not_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_packed_extents_are_small_and_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_1_checkpoint_of_an_older_bringfs_loads, setup, teardown_version),
+		cmocka_unit_test_setup_teardown(test_version_2_checkpoint_of_an_older_bringfs_loads, setup, teardown_version),
 	};
 
 	if (!br_test_have_io_uring())
