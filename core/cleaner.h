@@ -107,12 +107,18 @@
  * besides user data is multiplied by ~7 at 90 %, so moves are logged
  * packed (BR_REC_RELOCS, ~10 bytes a piece; 48-byte RELOC records cost
  * 0.6 of WA there).  The rest of the gap at 90 % is the space held out
- * of the cleaner's reach, which the model does not have: the user
- * reserve (with room for the next checkpoint), the checkpoint in the
- * log, the log's chosen next segment and the margin above the reserve
- * (extents are packed in the checkpoint, ~8 bytes each: at 24 a file
- * fragmented by 4 KiB overwrites made a 5.7 MB blob, held twice, and
- * 90 % was 8.53 / 3.81).  What the session before last's 6.35 at 90 %
+ * of the cleaner's reach, which the model does not have (wa-bench's
+ * samples at 90 % uniform: 6.2 segments free, of them 3.8 the user
+ * reserve, with room for the next checkpoint; 3 open, where the model
+ * has 2 heads and 2-3 free; 0.6 dead waiting for durability), the
+ * checkpoint in the log, and the data records' headers (0.6 % of the
+ * log, ~3 segments).  In the model each held segment costs 2-3 % of
+ * WA at 90 %; the thread cleaning from reserve + 2 to reserve + 3
+ * instead of 6 to 8 gave 6.76 / 3.48 but cut throughput under cleaning
+ * to 0.41, so it was not kept.  Extents are packed in the checkpoint,
+ * ~8 bytes each: at 24 a file fragmented by 4 KiB overwrites made a
+ * 5.7 MB blob, held twice (in the log and as room in the reserve), and
+ * 90 % was 8.53 / 3.81.  What the session before last's 6.35 at 90 %
  * lacked: it overwrote a random permutation (fio's default random map),
  * which empties whole segments late in every pass by itself.  Fixed on
  * the way: writers that found a pass holding the space above the reserve

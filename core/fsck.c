@@ -521,6 +521,22 @@ static int check_tree(struct ck *c, struct br_fs *fs)
 		struct br_ckpt_stats st;
 
 		br_ckpt_stats(fs, &st);
+		/* The newest slot is valid (a torn slot write is not taken
+		 * as the newest) but its checkpoint did not load: damage in
+		 * the log.  The mount rolled forward from the older one,
+		 * which reaches the newest cut, but stops at the first
+		 * damaged buffer: what was written after it is gone.  A new
+		 * checkpoint takes the damaged slot. */
+		if (st.fallback) {
+			if (c->repair) {
+				say(c, 2, "the newest checkpoint does not load: loaded the older one (generation %llu), anything written after the damaged log buffer is lost; replaced by a new checkpoint",
+				    (unsigned long long)st.loaded_gen);
+				changed = true;
+			} else {
+				say(c, 1, "the newest checkpoint does not load: loaded the older one (generation %llu), anything written after the damaged log buffer is lost",
+				    (unsigned long long)st.loaded_gen);
+			}
+		}
 		if (st.usage_mismatch) {
 			if (c->repair) {
 				say(c, 2, "checkpoint %llu: segment usage differs from its extents in %llu segments: recomputed",

@@ -63,11 +63,12 @@ struct br_fs_options {
 	bool no_discard;
 	/* Cleaner threshold (core/cleaner.h): the background cleaner works
 	 * while fewer than this percentage of the log's segments are free,
-	 * 1..90 (-o clean_low=PCT); 0 = the smaller of 15% and 8 segments. */
+	 * 1..90 (tests; the daemon has no option for it); 0 = the smaller
+	 * of BR_CLEAN_LOW_PCT and BR_CLEAN_LOW_SEGS segments. */
 	unsigned clean_low;
-	/* Run the cleaner at all (EXPERIMENTAL, off by default until the
-	 * mount suite has run with it on; see core/cleaner.h).  Off: partly
-	 * dead segments are not reclaimed, as before the cleaner existed. */
+	/* Run the cleaner at all (core/cleaner.h; the daemon sets it unless
+	 * mounted with -o cleaner=off).  Off: partly dead segments are not
+	 * reclaimed. */
 	bool cleaner;
 	/* Test hook: fault injection in the device writes (see struct
 	 * br_uring_config.fault).  NULL in production. */

@@ -214,11 +214,39 @@ static void damage_newest_checkpoint(const char *path)
 	free(b);
 }
 
+/* fsck's findings, as text ("level message" lines). */
+struct msgs {
+	char text[16384];
+	size_t len;
+};
+
+static void collect_msg(void *ctx, int level, const char *msg)
+{
+	struct msgs *m = ctx;
+	int n = snprintf(m->text + m->len, sizeof(m->text) - m->len, "%d %s\n",
+			 level, msg);
+
+	if (n > 0 && m->len + (size_t)n < sizeof(m->text))
+		m->len += (size_t)n;
+}
+
+static struct br_fsck_result fsck(const char *path, bool repair, struct msgs *m)
+{
+	struct br_fsck_opts o = { .repair = repair, .report = collect_msg, .ctx = m };
+	struct br_fsck_result r;
+
+	memset(m, 0, sizeof(*m));
+	assert_int_equal(br_fsck_run(path, &o, &r), 0);
+	return r;
+}
+
 static void test_damaged_newest_checkpoint_falls_back_to_the_older_slot(void **state)
 {
 	struct br_fs *fs = *state, *fs2;
 	char copy[4200], *a, *c;
 	struct br_ckpt_stats st;
+	struct br_fsck_result r;
+	struct msgs m;
 	uint64_t older;
 
 	populate(fs, 1);
@@ -234,6 +262,10 @@ static void test_damaged_newest_checkpoint_falls_back_to_the_older_slot(void **s
 	snprintf(copy, sizeof(copy), "%s.torn", img);
 	copy_image(img, copy);
 	damage_newest_checkpoint(copy);
+	/* fsck says so (the mount alone would not) */
+	r = fsck(copy, false, &m);
+	assert_int_equal(r.errors, 1);
+	assert_non_null(strstr(m.text, "newest checkpoint does not load"));
 	fs2 = mount_img(copy);
 	st = stats(fs2);
 	assert_true(st.fallback);
@@ -246,6 +278,21 @@ static void test_damaged_newest_checkpoint_falls_back_to_the_older_slot(void **s
 	st = stats(fs2);
 	assert_false(st.fallback);
 	assert_true(st.loaded_gen > older + 1);
+	free(c);
+	c = snapshot(fs2);
+	assert_same(a, c);
+	assert_int_equal(br_fs_close(fs2), 0);
+	r = fsck(copy, false, &m);
+	assert_int_equal(r.errors, 0);
+	/* fsck -y replaces it by a new checkpoint itself */
+	copy_image(img, copy);
+	damage_newest_checkpoint(copy);
+	r = fsck(copy, true, &m);
+	assert_int_equal(r.fixed, 1);
+	r = fsck(copy, false, &m);
+	assert_int_equal(r.errors, 0);
+	fs2 = mount_img(copy);
+	assert_false(stats(fs2).fallback);
 	free(c);
 	c = snapshot(fs2);
 	assert_same(a, c);
@@ -630,31 +677,6 @@ static void test_writers_are_blocked_briefly_while_a_checkpoint_is_taken(void **
 }
 
 /* ---- fsck ---- */
-
-struct msgs {
-	char text[16384];
-	size_t len;
-};
-
-static void collect_msg(void *ctx, int level, const char *msg)
-{
-	struct msgs *m = ctx;
-	int n = snprintf(m->text + m->len, sizeof(m->text) - m->len, "%d %s\n",
-			 level, msg);
-
-	if (n > 0 && m->len + (size_t)n < sizeof(m->text))
-		m->len += (size_t)n;
-}
-
-static struct br_fsck_result fsck(const char *path, bool repair, struct msgs *m)
-{
-	struct br_fsck_opts o = { .repair = repair, .report = collect_msg, .ctx = m };
-	struct br_fsck_result r;
-
-	memset(m, 0, sizeof(*m));
-	assert_int_equal(br_fsck_run(path, &o, &r), 0);
-	return r;
-}
 
 static void test_fsck_passes_a_clean_image_and_refuses_to_repair_a_mounted_one(void **state)
 {
