@@ -1354,6 +1354,16 @@ static int write_record(struct br_fs *fs, struct br_inode *in,
 	return err == BR_ERR_CORRUPT ? -EIO : err;
 }
 
+/* Bytes copied into the ring's open buffer: written, but they take their
+ * segment only once it is sealed and placed, so the free segments do not
+ * count them yet.  An estimate from above (a buffer capped to its
+ * segment's room counts the cap's shortfall too), so that neither a
+ * grant nor df promises them twice. */
+static uint64_t open_bytes(struct br_fs *fs)
+{
+	return fs->sb.buf_size - br_store_room(fs->store);
+}
+
 /*
  * Grant up to `size` bytes of the room above the reserve: the free
  * segments beyond res and what a cleaning pass holds for its moves
@@ -1377,7 +1387,7 @@ static uint64_t grant(struct br_fs *fs, uint64_t res, uint64_t size)
 	 * their room only once it is sealed (with -b 512K -S 512K a whole
 	 * segment: passes then found the last free one and a fill got
 	 * ENOSPC with a quarter of the log dead, with the CPU busy) */
-	open = fs->sb.buf_size - br_store_room(fs->store);
+	open = open_bytes(fs);
 	if (room <= open)
 		return 0;
 	room -= open;
@@ -1744,7 +1754,8 @@ uint64_t fs_user_reserve(struct br_fs *fs)
  * What users can still write (statfs's f_bavail and f_bfree, fallocate):
  * the free and dead segments beyond the user reserve, the rest of the
  * log's current and next segment and, with the cleaner on, the dead
- * space it can reach (br_seg_user_avail).  Never more:
+ * space it can reach (br_seg_user_avail), less what the open buffer
+ * holds.  Never more:
  * tests/mount/test_enospc.sh writes until ENOSPC and compares.
  */
 static uint64_t free_bytes(struct br_fs *fs)
@@ -1766,7 +1777,9 @@ static uint64_t free_bytes(struct br_fs *fs)
 	lost = (seg / fs->sb.buf_size + 1) * BR_BLOCK_SIZE;
 	if (lost < seg)
 		avail -= avail / seg * lost + avail % seg * lost / seg;
-	return avail;
+	/* written but not placed yet (grant counts them the same way) */
+	lost = open_bytes(fs);
+	return avail > lost ? avail - lost : 0;
 }
 
 int br_fs_fallocate(struct br_fs *fs, uint64_t ino, unsigned mode,

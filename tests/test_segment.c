@@ -516,6 +516,36 @@ static void test_full_log_gives_enospc_and_deletes_bring_space_back(void **state
 	free(b);
 }
 
+/* df counts bytes written into the open buffer (placed in a segment only
+ * when it is sealed): a fill that trusts df must not get less. */
+static void test_statfs_counts_the_open_buffer(void **state)
+{
+	const uint32_t len = 128u << 10;
+	uint8_t *a = malloc(len);
+	struct br_fs *fs = mount_img();
+	uint64_t before, open, sealed;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(a);
+	assert_true(len < fs->sb.buf_size);	/* stays open */
+	fill(a, len, 1, 0);
+	assert_int_equal(br_fs_mknod(fs, ROOT, "f", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	before = avail(fs);
+	assert_int_equal(br_fs_write(fs, st.st_ino, a, len, 0), len);
+	open = avail(fs);
+	assert_true(open + len <= before);
+	/* sealed and placed: the same bytes, counted the other way now */
+	assert_int_equal(br_fs_fsync(fs, st.st_ino, false), 0);
+	sealed = avail(fs);
+	assert_true(sealed + len <= before);
+	assert_true(sealed <= open + fs->sb.buf_size);
+	br_fs_forget(fs, st.st_ino, 1);
+	assert_int_equal(br_fs_close(fs), 0);
+	free(a);
+}
+
 struct alloc_arg {
 	struct br_segtab *t;
 	uint64_t next;
@@ -613,6 +643,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_freed_segments_are_discarded,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_log_gives_enospc_and_deletes_bring_space_back,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs_counts_the_open_buffer,
 						setup, teardown),
 	};
 
