@@ -915,6 +915,34 @@ static void frag_overwrite(struct br_fs *fs, uint64_t frag, uint8_t *want,
 	}
 }
 
+/* fsck of `path` finds nothing */
+static void fsck_clean(const char *path)
+{
+	struct br_fsck_result r;
+	struct msgs m;
+
+	r = fsck(path, false, &m);
+	if (r.errors)
+		fprintf(stderr, "%s", m.text);
+	assert_int_equal(r.errors, 0);
+}
+
+/* fs2 holds the tree `a` and old/frag holds `want`, its usage table is
+ * its extents', and it did not fall back to an older checkpoint */
+static void same_as_before(struct br_fs *fs2, const char *a,
+			   const uint8_t *want, size_t size)
+{
+	struct br_ckpt_stats st = stats(fs2);
+	char *c = snapshot(fs2);
+
+	assert_false(st.fallback);
+	assert_int_equal(st.usage_mismatch, 0);
+	assert_same(a, c);
+	free(c);
+	check_read(fs2, ino_of(fs2, ino_of(fs2, ROOT, "old"), "frag"), want,
+		   size, 0);
+}
+
 static void older_version_loads(void **state, unsigned ver)
 {
 	struct br_fs *fs = *state, *fs2;
@@ -923,9 +951,7 @@ static void older_version_loads(void **state, unsigned ver)
 	uint8_t *want = malloc(size);
 	uint64_t d, frag, gen, seed = 11 + ver;
 	struct br_ckpt_stats st;
-	struct br_fsck_result r;
-	struct msgs m;
-	char copy[4200], *a, *c;
+	char copy[4200], *a;
 	struct stat sst;
 
 	br_ckpt_write_version = BR_CKPT_VERSION;	/* see teardown_version */
@@ -959,21 +985,12 @@ static void older_version_loads(void **state, unsigned ver)
 	snprintf(copy, sizeof(copy), "%s.v%u", img, ver);
 	copy_image(img, copy);		/* a crash: no checkpoint at close */
 
-	r = fsck(copy, false, &m);
-	if (r.errors)
-		fprintf(stderr, "%s", m.text);
-	assert_int_equal(r.errors, 0);
+	fsck_clean(copy);
 	fs2 = mount_img(copy);
 	st = stats(fs2);
 	assert_int_equal(st.loaded_gen, gen);
-	assert_false(st.fallback);
 	assert_true(st.tail_records >= 5);
-	assert_int_equal(st.usage_mismatch, 0);
-	c = snapshot(fs2);
-	assert_same(a, c);
-	free(c);
-	check_read(fs2, ino_of(fs2, ino_of(fs2, ROOT, "old"), "frag"), want,
-		   size, 0);
+	same_as_before(fs2, a, want, size);
 
 	/* the next checkpoint is version 3, and it loads too */
 	assert_int_equal(br_ckpt_write(fs2), 0);
@@ -985,19 +1002,10 @@ static void older_version_loads(void **state, unsigned ver)
 	fs2 = mount_img(copy);
 	st = stats(fs2);
 	assert_true(st.loaded_gen >= gen);
-	assert_false(st.fallback);
 	assert_int_equal(st.tail_records, 0);
-	assert_int_equal(st.usage_mismatch, 0);
-	c = snapshot(fs2);
-	assert_same(a, c);
-	free(c);
-	check_read(fs2, ino_of(fs2, ino_of(fs2, ROOT, "old"), "frag"), want,
-		   size, 0);
+	same_as_before(fs2, a, want, size);
 	assert_int_equal(br_fs_close(fs2), 0);
-	r = fsck(copy, false, &m);
-	if (r.errors)
-		fprintf(stderr, "%s", m.text);
-	assert_int_equal(r.errors, 0);
+	fsck_clean(copy);
 	unlink(copy);
 	free(a);
 	free(want);
