@@ -694,15 +694,17 @@ static int ckpt_write_locked(struct br_fs *fs)
 	 * only the cleaner's clock, never a correctness input).  Version 1
 	 * has none: age_off stays 0. */
 	b = (struct br_ckpt_blob *)w.p;
-	if (sc.ver > 1)
+	if (sc.ver > 1) {
 		b->age_off = br_le64_put(w.n);
-	for (uint64_t i = 0; sc.ver > 1 && i < nseg; i++) {
-		br_le64 v = br_le64_put(0);
+		for (uint64_t i = 0; i < nseg; i++) {
+			br_le64 v = br_le64_put(0);
 
-		if (fs->segs && i < fs->segs->nseg)
-			v = br_le64_put(atomic_load_explicit(
-				&fs->segs->v[i].newest, memory_order_relaxed));
-		wb_bytes(&w, &v, sizeof(v));
+			if (fs->segs && i < fs->segs->nseg)
+				v = br_le64_put(atomic_load_explicit(
+					&fs->segs->v[i].newest,
+					memory_order_relaxed));
+			wb_bytes(&w, &v, sizeof(v));
+		}
 	}
 	err = w.err;
 	if (err)

@@ -1760,7 +1760,7 @@ uint64_t fs_user_reserve(struct br_fs *fs)
  */
 static uint64_t free_bytes(struct br_fs *fs)
 {
-	uint64_t avail, seg = fs->segs->seg_size, lost;
+	uint64_t avail, seg = fs->segs->seg_size, lost, open;
 
 	if (!fs->store)
 		return 0;	/* read-only: no room to write, as on squashfs */
@@ -1778,8 +1778,8 @@ static uint64_t free_bytes(struct br_fs *fs)
 	if (lost < seg)
 		avail -= avail / seg * lost + avail % seg * lost / seg;
 	/* written but not placed yet (grant counts them the same way) */
-	lost = open_bytes(fs);
-	return avail > lost ? avail - lost : 0;
+	open = open_bytes(fs);
+	return avail > open ? avail - open : 0;
 }
 
 int br_fs_fallocate(struct br_fs *fs, uint64_t ino, unsigned mode,

@@ -221,10 +221,16 @@ struct warg {
 	unsigned id;
 };
 
+/* Byte i of record k of writer id */
+static uint8_t fill_byte(unsigned id, unsigned k, size_t i)
+{
+	return (uint8_t)(id * 131 + k * 7 + i);
+}
+
 static void fill(uint8_t *p, size_t n, unsigned id, unsigned k)
 {
 	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(id * 131 + k * 7 + i);
+		p[i] = fill_byte(id, k, i);
 }
 
 static void *writer(void *arg)
@@ -259,7 +265,7 @@ static void check_body(const uint8_t *p, size_t n, const struct rec *h,
 {
 	size_t i = 0;
 
-	while (i < n && p[i] == (uint8_t)(h->thread * 131 + h->n * 7 + i))
+	while (i < n && p[i] == fill_byte(h->thread, h->n, i))
 		i++;
 	if (i == n && br_crc32c(0, p, n) == h->crc)
 		return;
