@@ -120,8 +120,17 @@ void br_super_default_sizes(uint64_t dev_size, uint64_t *seg_size,
 	uint64_t unit, lo, hi, seg, logsz;
 
 	if (*seg_size) {
+		/* the largest power of two up to the default that the
+		 * segment holds BR_SEG_BUFS_MIN of (-S 512K alone was
+		 * refused: "not a multiple of the buffer size 1 MiB") */
+		uint32_t b = BR_BUF_SIZE_DEFAULT;
+
+		while (!*buf_size && b > BR_BUF_SIZE_MIN &&
+		       ((uint64_t)b * BR_SEG_BUFS_MIN > *seg_size ||
+			*seg_size % b))
+			b >>= 1;
 		if (!*buf_size)
-			*buf_size = BR_BUF_SIZE_DEFAULT;
+			*buf_size = b;
 		return;
 	}
 	/* segment candidates: unit * 2^k in [lo, hi] */

@@ -108,8 +108,11 @@ int br_super_geometry(uint64_t dev_size, uint64_t seg_size, uint32_t buf_size,
  *
  * *seg_size / *buf_size: 0 = choose (in), the choice (out); a size the
  * caller gave is kept (a buffer size given steers the segment size: the
- * segment is then its power-of-two multiple, at least the buffer).  The
- * result is not checked: br_super_geometry does that.
+ * segment is then its power-of-two multiple, at least the buffer; a
+ * segment size given alone steers the buffer: the largest power of two
+ * from BR_BUF_SIZE_MIN to BR_BUF_SIZE_DEFAULT that divides it
+ * BR_SEG_BUFS_MIN times or more).  The result is not checked:
+ * br_super_geometry does that.
  */
 #define BR_SEG_COUNT_GOAL 256u
 #define BR_SEG_SIZE_AUTO_MIN (1ull << 20)

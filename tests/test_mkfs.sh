@@ -163,6 +163,13 @@ test_files() {
 	grep -q "segment size: *4 MiB\$" "$T/out" && ok || fail "-b 4M -s 256M: $(cat "$T/out")"
 	"$MKFS" -n -S 2M -s 256M "$img" >"$T/out" 2>&1 || fail "-S 2M: $(cat "$T/out")"
 	grep -q "buffer size: *1 MiB\$" "$T/out" && ok || fail "-S 2M -s 256M: $(cat "$T/out")"
+	# a segment size given alone takes a buffer it holds two of (the
+	# default 1 MiB made -S 512K fail and -S 1M one-buffer segments)
+	for spec in "1M 512 KiB" "512K 256 KiB" "64K 64 KiB" "12M 1 MiB"; do
+		set -- $spec
+		"$MKFS" -n -S "$1" -s 256M "$img" >"$T/out" 2>&1 || fail "-S $1: $(cat "$T/out")"
+		grep -q "buffer size: *$2 $3\$" "$T/out" && ok || fail "-S $1 -s 256M: buffer size is not $2 $3: $(cat "$T/out")"
+	done
 
 	# --- summary, label, UUID -------------------------------------------
 	"$MKFS" -L "données" -s 96M "$img" >"$T/out" 2>"$T/err" || fail "mkfs with label: $(cat "$T/err")"
