@@ -86,7 +86,8 @@
  * (fs_user_reserve: BR_SEG_RESERVE, room for the next checkpoint beyond
  * one segment, and BR_SEG_CLEAN_ROOM; core/fsys.c space_check).  A user
  * write is granted bytes of the room above the reserve (a short write
- * when less is left than it asks) and runs passes itself
+ * only when syncing, a checkpoint and cleaning leave less than it asks)
+ * and runs passes itself
  * (br_cleaner_run, holding no lock) once the
  * free segments are down to the user reserve + BR_CLEAN_SYNC_SEGS (the
  * thread is not keeping up), while no more than the reserve +
