@@ -1213,7 +1213,7 @@ static int load_blob(struct br_fs *fs, const uint8_t *blob, uint64_t len,
 		 * raises what the tail places) */
 		if (aoff && fs->segs && i < fs->segs->nseg) {
 			memcpy(&v, blob + aoff + i * 8, sizeof(v));
-			br_seg_age(fs->segs, i, br_le64_get(v));
+			br_seg_age(fs->segs, i, br_le64_get(v), 0);
 		}
 	}
 	free(c->loaded_usage);

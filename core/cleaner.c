@@ -26,6 +26,8 @@ struct br_cleaner {
 	struct scored *vict;		/* nseg entries */
 	uint64_t *lastgen;		/* nseg: gen when last a victim */
 	uint64_t low, high;		/* thresholds, free segments */
+	uint64_t now;			/* the log's newest seq at the last
+					 * pick (the head's wrote) */
 
 	/* The second head (run_lock): moved data is gathered in obuf (one
 	 * log buffer, block aligned) and written at byte hoff of segment
@@ -121,12 +123,15 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 
 	roll = br_seg_ckpt_seq(t);
 	n = br_seg_candidates(t, c->cand, t->nseg, &now);
+	c->now = now;
 again:
 	nv = nvict = nblocked = 0;
 	blocked_gain = 0;
 	for (size_t i = 0; i < n; i++) {
 		double u = (double)c->cand[i].live / (double)seg;
-		double age = (double)(now - c->cand[i].newest) + 1.0;
+		double el = now > c->cand[i].wrote ?
+			    (double)(now - c->cand[i].wrote) + 1.0 : 1.0;
+		double rate = -log(u);	/* per el: the live part's decay */
 
 		if (c->cand[i].live > vmax)
 			continue;	/* gains less than its move costs */
@@ -135,7 +140,10 @@ again:
 			nblocked++;
 			continue;
 		}
-		c->vict[nv].score = (1.0 - u) * sqrt(age) / (1.0 + u);
+		if (rate < 1e-9)
+			rate = 1e-9;
+		c->vict[nv].score = (1.0 - u) / (1.0 + u) *
+				    pow(el / rate, BR_CLEAN_RATE_EXP);
 		c->vict[nv].seg = c->cand[i].seg;
 		c->vict[nv].live = c->cand[i].live;
 		c->vict[nv].newest = c->cand[i].newest;
@@ -293,7 +301,7 @@ static int head_flush(struct br_fs *fs, struct br_cleaner *c)
 	err = br_pwrite_full(fs->fd, c->obuf, span, at);
 	if (err)
 		return err;
-	br_seg_age(fs->segs, c->head, c->oage);
+	br_seg_age(fs->segs, c->head, c->oage, c->now);
 	atomic_fetch_add_explicit(&c->copied, span, memory_order_relaxed);
 	c->hoff += span;
 	c->olen = 0;

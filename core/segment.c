@@ -63,6 +63,7 @@ void br_seg_reset(struct br_segtab *t)
 	for (uint64_t i = 0; i < t->nseg; i++) {
 		atomic_store_explicit(&t->v[i].live, 0, memory_order_relaxed);
 		atomic_store_explicit(&t->v[i].newest, 0, memory_order_relaxed);
+		atomic_store_explicit(&t->v[i].wrote, 0, memory_order_relaxed);
 		atomic_store_explicit(&t->v[i].dead_pos, 0,
 				      memory_order_relaxed);
 	}
@@ -300,6 +301,8 @@ int br_seg_alloc(void *ctx, uint64_t seg, uint64_t *next)
 					 memory_order_relaxed))
 			atomic_fetch_add_explicit(&t->reused, 1,
 						  memory_order_relaxed);
+		atomic_store_explicit(&t->v[pick].wrote, 0,
+				      memory_order_relaxed);
 		t->v[pick].discarded = false;
 	}
 	seg_recount(t);
@@ -335,6 +338,8 @@ int br_seg_take_head(struct br_segtab *t, uint64_t *seg)
 						  memory_order_relaxed);
 		atomic_store_explicit(&t->v[pick].newest, 0,
 				      memory_order_relaxed);
+		atomic_store_explicit(&t->v[pick].wrote, 0,
+				      memory_order_relaxed);
 		t->v[pick].discarded = false;
 	}
 	seg_recount(t);
@@ -351,7 +356,7 @@ void br_seg_drop_head(struct br_segtab *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
-void br_seg_age(struct br_segtab *t, uint64_t s, uint64_t age)
+void br_seg_age(struct br_segtab *t, uint64_t s, uint64_t age, uint64_t now)
 {
 	if (s >= t->nseg)
 		return;
@@ -359,6 +364,7 @@ void br_seg_age(struct br_segtab *t, uint64_t s, uint64_t age)
 	if (atomic_load_explicit(&t->v[s].newest, memory_order_relaxed) < age)
 		atomic_store_explicit(&t->v[s].newest, age,
 				      memory_order_relaxed);
+	atomic_store_explicit(&t->v[s].wrote, now, memory_order_relaxed);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -453,6 +459,10 @@ size_t br_seg_candidates(struct br_segtab *t, struct br_seg_cand *out,
 		out[n].seg = s;
 		out[n].live = live;
 		out[n].newest = newest;
+		out[n].wrote = atomic_load_explicit(&g->wrote,
+						    memory_order_relaxed);
+		if (!out[n].wrote)
+			out[n].wrote = newest;
 		out[n].gen = atomic_load_explicit(&g->gen,
 						  memory_order_relaxed);
 		n++;

@@ -132,6 +132,12 @@ struct br_seg {
 	_Atomic uint64_t dead_pos; /* highest position of a record that
 				 * removed durable bytes from it (map_lock
 				 * write; see "Reuse") */
+	_Atomic uint64_t wrote;	/* a cleaner's head: the log's newest seq
+				 * when moved data last went in (newest is
+				 * the data's age); 0 for the log's segments
+				 * and after a mount (newest is when they
+				 * were written).  The clock of the victim
+				 * score's decay rate (cleaner.c, pick) */
 	bool busy;		/* being discarded: not free (lock) */
 	bool discarded;		/* given back since it was last used (lock) */
 };
@@ -270,6 +276,8 @@ struct br_seg_cand {
 	uint64_t seg;		/* segment number */
 	uint64_t live;		/* live bytes */
 	uint64_t newest;	/* newest buffer seq placed in it */
+	uint64_t wrote;		/* seq when data last went in (wrote, or
+				 * else newest) */
 	uint64_t gen;		/* its reuse generation (br_seg_gen) */
 };
 
@@ -291,8 +299,8 @@ int br_seg_take_head(struct br_segtab *t, uint64_t *seg);
 /* The cleaner closes its head (no segment is open for it any more). */
 void br_seg_drop_head(struct br_segtab *t);
 /* Data as new as buffer seq `age` was moved into segment s (its newest
- * becomes at least that). */
-void br_seg_age(struct br_segtab *t, uint64_t s, uint64_t age);
+ * becomes at least that) when the log's newest seq was `now` (wrote). */
+void br_seg_age(struct br_segtab *t, uint64_t s, uint64_t age, uint64_t now);
 
 /* Segment s's reuse generation now (see "Reuse generation").  Callers
  * that compare it with a candidate's gen hold map_lock. */

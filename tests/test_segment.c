@@ -612,9 +612,10 @@ static void test_cleaner_head_is_kept_from_the_allocator(void **state)
 	/* the log moving on never gets the head */
 	assert_int_equal(br_seg_alloc(&t, 2 * seg, &next), 0);
 	assert_true(next != h * seg);
-	/* moved data keeps its age: an old victim's, not the clock's */
+	/* moved data keeps its age: an old victim's, not the clock's; the
+	 * time it went in is the clock's (the score's decay rate) */
 	br_seg_add(&t, h * seg, 4096);
-	br_seg_age(&t, h, 7);
+	br_seg_age(&t, h, 7, 490);
 	n = br_seg_candidates(&t, cand, 8, &now);
 	assert_int_equal(now, 500);
 	for (size_t i = 0; i < n; i++)
@@ -624,6 +625,15 @@ static void test_cleaner_head_is_kept_from_the_allocator(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(cand[0].seg, h);
 	assert_int_equal(cand[0].newest, 7);
+	assert_int_equal(cand[0].wrote, 490);
+	/* a segment of the log was written when its newest buffer was */
+	br_seg_add(&t, 1 * seg, 4096);
+	br_seg_set_log(&t, 2 * seg, next);
+	n = br_seg_candidates(&t, cand, 8, &now);
+	assert_int_equal(n, 2);
+	assert_int_equal(cand[0].seg, 1);
+	assert_int_equal(cand[0].wrote, 500);
+	br_seg_sub(&t, 1 * seg, 4096);
 	/* its data gone (and no checkpoint needing it): free again */
 	br_seg_sub(&t, h * seg, 4096);
 	br_seg_ckpt_durable(&t, 501);

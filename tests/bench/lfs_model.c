@@ -6,7 +6,7 @@
  * geometry and workload as the bringfs run it is printed next to.
  *
  *   lfs_model SEGMENTS BLOCKS_PER_SEGMENT UTIL_PCT uniform|hotcold
- *             [greedy|cost-benefit] [OVERWRITES_PER_BLOCK]
+ *             [greedy|cost-benefit|sqrt|rate] [OVERWRITES_PER_BLOCK]
  *
  * The log holds SEGMENTS segments of BLOCKS_PER_SEGMENT 4 KiB blocks;
  * UTIL_PCT of them hold live blocks, written in order first (the fill),
@@ -18,7 +18,10 @@
  * copied to the cleaner's own open segment (moved data does not mix with
  * fresh writes, as in bringfs), the victim freed.  Sprite's cost-benefit
  * score is (1-u)*age/(1+u), age = clock - the newest write in the segment
- * (a moved block keeps its age).  Nothing else takes space: no reserve, no
+ * (a moved block keeps its age).  For comparison with bringfs's own
+ * policies: sqrt, (1-u)*sqrt(age)/(1+u) (its score until 2026-11), and
+ * rate, (1-u)/(1+u) * (t / -ln u)^0.35 with t = clock - when the segment
+ * was last written (core/cleaner.c, pick).  Nothing else takes space: no reserve, no
  * metadata, no checkpoints, so this is the policy's own write
  * amplification, a floor for a real implementation of it.
  *
@@ -27,6 +30,7 @@
  * phase (Sprite's "write cost" also counts reading the victims: 2*WA
  * for whole-segment reads).
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +51,13 @@ struct model {
 	int64_t *loc;		/* block -> slot, -1 none */
 	uint32_t *live;		/* per segment */
 	uint64_t *age;		/* per segment: newest write */
+	uint64_t *wrote;	/* per segment: clock when last written */
 	uint32_t *freel;	/* free segments (a stack) */
 	uint32_t nfree;
 	int64_t head[2];	/* open segment: 0 users, 1 cleaner; -1 none */
 	uint32_t off[2];
 	uint64_t clock, moved;
-	int cost_benefit;
+	enum { GREEDY, SPRITE, SQRT, RATE } policy;
 };
 
 static void put(struct model *m, int h, int32_t b, uint64_t age)
@@ -78,6 +83,7 @@ static void put(struct model *m, int h, int32_t b, uint64_t age)
 	m->owner[slot] = b;
 	m->loc[b] = slot;
 	m->live[s]++;
+	m->wrote[s] = m->clock;
 	if (age > m->age[s])
 		m->age[s] = age;
 }
@@ -89,12 +95,20 @@ static void clean_one(struct model *m)
 
 	for (uint32_t s = 0; s < m->nseg; s++) {
 		double u = (double)m->live[s] / m->spb, score;
+		double age = (double)(m->clock - m->age[s] + 1);
+		double t = (double)(m->clock - m->wrote[s] + 1);
 
 		if (s == m->head[0] || s == m->head[1] || !m->age[s])
 			continue;	/* open, or free (age 0) */
-		score = m->cost_benefit ?
-			(1 - u) * (double)(m->clock - m->age[s] + 1) / (1 + u) :
-			1 - u;
+		if (m->policy == GREEDY)
+			score = 1 - u;
+		else if (m->policy == SPRITE)
+			score = (1 - u) * age / (1 + u);
+		else if (m->policy == SQRT)
+			score = (1 - u) * sqrt(age) / (1 + u);
+		else
+			score = (1 - u) / (1 + u) *
+				pow(t / (u > 0 ? -log(u) : 1e9), 0.35);
 		if (score > best) {
 			best = score;
 			v = s;
@@ -133,8 +147,15 @@ int main(int argc, char **argv)
 	m.spb = (uint32_t)strtoul(argv[2], NULL, 0);
 	util = (unsigned)strtoul(argv[3], NULL, 0);
 	hotcold = !strcmp(argv[4], "hotcold");
-	m.cost_benefit = argc < 6 || strcmp(argv[5], "greedy");
+	m.policy = argc < 6 || !strcmp(argv[5], "cost-benefit") ? SPRITE :
+		   !strcmp(argv[5], "greedy") ? GREEDY :
+		   !strcmp(argv[5], "sqrt") ? SQRT :
+		   !strcmp(argv[5], "rate") ? RATE : -1;
 	writes = argc > 6 ? strtoull(argv[6], NULL, 0) : 2;
+	if ((int)m.policy < 0) {
+		fprintf(stderr, "lfs_model: unknown policy %s\n", argv[5]);
+		return 2;
+	}
 	if (m.nseg < 8 || !m.spb || !util || util > 95) {
 		fprintf(stderr, "lfs_model: need >= 8 segments, blocks, "
 			"util 1..95\n");
@@ -145,8 +166,9 @@ int main(int argc, char **argv)
 	m.loc = malloc(nblk * sizeof(*m.loc));
 	m.live = calloc(m.nseg, sizeof(*m.live));
 	m.age = calloc(m.nseg, sizeof(*m.age));
+	m.wrote = calloc(m.nseg, sizeof(*m.wrote));
 	m.freel = malloc(m.nseg * sizeof(*m.freel));
-	if (!m.owner || !m.loc || !m.live || !m.age || !m.freel)
+	if (!m.owner || !m.loc || !m.live || !m.age || !m.wrote || !m.freel)
 		return 1;
 	memset(m.owner, 0xff, (size_t)m.nseg * m.spb * sizeof(*m.owner));
 	memset(m.loc, 0xff, nblk * sizeof(*m.loc));
@@ -172,13 +194,15 @@ int main(int argc, char **argv)
 		user++;
 	}
 	printf("model=sprite policy=%s util=%u pattern=%s wa=%.2f\n",
-	       m.cost_benefit ? "cost-benefit" : "greedy", util,
+	       m.policy == GREEDY ? "greedy" : m.policy == SPRITE ?
+	       "cost-benefit" : m.policy == SQRT ? "sqrt" : "rate", util,
 	       hotcold ? "hotcold" : "uniform",
 	       (double)(user + m.moved) / (double)user);
 	free(m.owner);
 	free(m.loc);
 	free(m.live);
 	free(m.age);
+	free(m.wrote);
 	free(m.freel);
 	return 0;
 }
