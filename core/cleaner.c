@@ -110,6 +110,22 @@ static uint64_t move_cost(uint64_t live)
  * when no pass is worth it, *blocked says whether a checkpoint would
  * make another segment a victim.
  */
+/* Step 1's score (cleaner.h) of a segment `live` bytes of `seg` full,
+ * last written at seq `wrote`, the clock being `now`: -ln u / t is the
+ * rate its live part has been dying at (0 < live <= seg: candidates
+ * hold live data). */
+static double victim_score(uint64_t live, uint64_t seg, uint64_t now,
+			   uint64_t wrote)
+{
+	double u = (double)live / (double)seg;
+	double t = now > wrote ? (double)(now - wrote) + 1.0 : 1.0;
+	double rate = -log(u);
+
+	if (rate < 1e-9)
+		rate = 1e-9;
+	return (1.0 - u) / (1.0 + u) * pow(t / rate, BR_CLEAN_RATE_EXP);
+}
+
 static size_t pick(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 		   uint64_t *cost, bool *blocked)
 {
@@ -128,11 +144,6 @@ again:
 	nv = nvict = nblocked = 0;
 	blocked_gain = 0;
 	for (size_t i = 0; i < n; i++) {
-		double u = (double)c->cand[i].live / (double)seg;
-		double el = now > c->cand[i].wrote ?
-			    (double)(now - c->cand[i].wrote) + 1.0 : 1.0;
-		double rate = -log(u);	/* per el: the live part's decay */
-
 		if (c->cand[i].live > vmax)
 			continue;	/* gains less than its move costs */
 		if (c->cand[i].newest >= roll) {
@@ -140,10 +151,8 @@ again:
 			nblocked++;
 			continue;
 		}
-		if (rate < 1e-9)
-			rate = 1e-9;
-		c->vict[nv].score = (1.0 - u) / (1.0 + u) *
-				    pow(el / rate, BR_CLEAN_RATE_EXP);
+		c->vict[nv].score = victim_score(c->cand[i].live, seg, now,
+						 c->cand[i].wrote);
 		c->vict[nv].seg = c->cand[i].seg;
 		c->vict[nv].live = c->cand[i].live;
 		c->vict[nv].newest = c->cand[i].newest;

@@ -139,6 +139,9 @@ int main(int argc, char **argv)
 	passed++;
 out:
 	close(fd);
+	free(gen);
+	free(buf);
+	free(want);
 	printf("%u passed, %u failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
