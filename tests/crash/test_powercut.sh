@@ -33,11 +33,15 @@
 #      A torn or missing newest slot must fall back to the older one and
 #      still give every ack with E <= S.  When the image does not allow the
 #      mode (the older slot's chain was reused), postslot is used instead;
-#      every mode must be exercised.  No model damages a buffer up to the
-#      newest slot's blob end: the slot is written only once the blob is
-#      durable, so a power cut cannot reach those buffers.
+#      every mode must be exercised.  A power cut cannot damage a buffer
+#      up to the newest slot's blob end (the slot is written only once the
+#      blob is durable), but postslot may tear or cut inside the blob when
+#      the older slot's chain reaches past it: a failing device, not a power
+#      cut.  Mount must then fall back to the older checkpoint and still
+#      give every ack with E <= S.
 # fsck.bringfs (if built) must pass on every damaged image before it is
-# mounted.
+# mounted, except after damage inside the newest blob: there it must report
+# exactly that error (the newest checkpoint does not load), nothing else.
 #
 #   test_powercut.sh MKFS BRINGFS LOGCUT KILL_TORTURE [--rounds N] [--seed S]
 #   (N rounds of (a), N/2 of (b) and N of (d); default 12)
@@ -59,17 +63,40 @@ fresh_image() {
 
 NOCKPT="ckpt_bytes=0,ckpt_secs=0"
 
-# cut_and_check LABEL SEED JOURNAL-BASE [CUT-OUTPUT]: damage the unmounted
-# image with logcut random (unless CUT-OUTPUT says what was done already),
-# fsck, mount, check the acks with E <= S, write a marker.
+# fsck_reports_fallback DESC: fsck -n must exit 4 (errors left) with the
+# newest checkpoint's fallback as its one and only error.
+fsck_reports_fallback() {
+	[ -n "$BR_FSCK" ] || return 0
+	local out rc errs
+	out=$("$BR_FSCK" -n "$BR_IMG" 2>&1)
+	rc=$?
+	errs=$(printf '%s\n' "$out" | grep -c 'error:')
+	if [ $rc = 4 ] && [ "$errs" = 1 ] &&
+	   printf '%s\n' "$out" | grep -q 'error: the newest checkpoint does not load: loaded the older one'; then
+		br_pass "fsck reports the newest checkpoint's fallback, and nothing else: $1"
+	else
+		br_failed "fsck.bringfs -n exit $rc ($errs errors) on $1: expected exit 4 with one error, the newest checkpoint's fallback"
+		printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
+	fi
+}
+
+# cut_and_check LABEL SEED JOURNAL-BASE [CUT-OUTPUT [FALLBACK]]: damage the
+# unmounted image with logcut random (unless CUT-OUTPUT says what was done
+# already), fsck (FALLBACK=1: the damage is inside the newest checkpoint's
+# blob, fsck must report it), mount, check the acks with E <= S, write a
+# marker.
 cut_and_check() {
-	local label=$1 s=$2 j=$3 cut=${4:-} S out
+	local label=$1 s=$2 j=$3 cut=${4:-} fallback=${5:-0} S out
 	if [ -z "$cut" ]; then
 		cut=$("$CR_LOGCUT" random "$BR_IMG" "$s") || { br_failed "$label: logcut random failed"; return; }
 	fi
 	S=$(field S "$cut")
 	[ -n "$S" ] || { br_failed "$label: logcut printed no S: $cut"; return; }
-	cr_fsck "$label ($cut)"
+	if [ "$fallback" = 1 ]; then
+		fsck_reports_fallback "$label ($cut)"
+	else
+		cr_fsck "$label ($cut)"
+	fi
 	br_mount
 	if out=$("$CR_KT" check --dir "$BR_MNT/w" --journal "$j" --workers 2 --cut "$S" 2>&1); then
 		br_pass "$label: $(field model "$cut") at buffer $(field K "$cut") of $(field buffers "$cut") (S=$S): every ack before the cut intact ($(printf '%s' "$out" | grep -o 'acks counted: [0-9]* data, [0-9]* dir' | tr '\n' ';'))"
@@ -199,7 +226,10 @@ for r in $(seq 1 "$CR_ROUNDS"); do
 	else
 		dmodes[$mode]=$(( ${dmodes[$mode]:-0} + 1 ))
 	fi
-	cut_and_check "(d) round $r (checkpoint generation $gen)" "$s" "$BR_TMP/pd.$r" "$cut"
+	# postslot inside the newest blob: mount loads the older checkpoint
+	fallback=0
+	[ "$mode" = postslot ] && [ "$(field expect_gen "$cut")" != "$(field newest_gen "$cut")" ] && fallback=1
+	cut_and_check "(d) round $r (checkpoint generation $gen)" "$s" "$BR_TMP/pd.$r" "$cut" "$fallback"
 done
 for m in preslot postslot tornslot; do
 	[ "${dmodes[$m]:-0}" -ge 1 ] && br_pass "(d) checkpoint model $m exercised ${dmodes[$m]} time(s)" ||
