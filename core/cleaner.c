@@ -100,16 +100,6 @@ static uint64_t move_cost(uint64_t live)
 	return live + live / 64 + live / 100 + 2 * BR_BLOCK_SIZE;
 }
 
-/*
- * Choose victims (run_lock held), best score first, until they gain
- * `want` segments (what they free less what moving their live data
- * takes) or the budget is spent.  Returns how many (in c->vict), 0 if no
- * pass is worth it; *cost gets the log bytes the pass will write.  Only
- * segments with nothing newer than the newest durable checkpoint's roll
- * point are taken (the others would not be free after the pass);
- * when no pass is worth it, *blocked says whether a checkpoint would
- * make another segment a victim.
- */
 /* Step 1's score (cleaner.h) of a segment `live` bytes of `seg` full,
  * last written at seq `wrote`, the clock being `now`: -ln u / t is the
  * rate its live part has been dying at (0 < live <= seg: candidates
@@ -126,6 +116,16 @@ static double victim_score(uint64_t live, uint64_t seg, uint64_t now,
 	return (1.0 - u) / (1.0 + u) * pow(t / rate, BR_CLEAN_RATE_EXP);
 }
 
+/*
+ * Choose victims (run_lock held), best score first, until they gain
+ * `want` segments (what they free less what moving their live data
+ * takes) or the budget is spent.  Returns how many (in c->vict), 0 if no
+ * pass is worth it; *cost gets the log bytes the pass will write.  Only
+ * segments with nothing newer than the newest durable checkpoint's roll
+ * point are taken (the others would not be free after the pass);
+ * when no pass is worth it, *blocked says whether a checkpoint would
+ * make another segment a victim.
+ */
 static size_t pick(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 		   uint64_t *cost, bool *blocked)
 {
@@ -540,17 +540,20 @@ static int log_relocs(struct br_fs *fs, struct br_cleaner *c)
 	return err;
 }
 
-/* A checkpoint taken by the cleaner (its bytes counted in ckpt_bytes). */
+/* A checkpoint taken by the cleaner (its blob counted in ckpt_bytes; the
+ * log's bytes over the call also hold what users wrote meanwhile, 0.9 %
+ * of every user byte at 50 % full where the blobs were ~0.3 %). */
 static int clean_ckpt(struct br_fs *fs, struct br_cleaner *c)
 {
-	struct br_store_stats s1, s2;
+	struct br_ckpt_stats s1, s2;
 	int err;
 
-	br_store_stats(fs->store, &s1);
+	br_ckpt_stats(fs, &s1);
 	err = br_ckpt_write(fs);
-	br_store_stats(fs->store, &s2);
-	atomic_fetch_add_explicit(&c->ckpt_bytes, s2.bytes - s1.bytes,
-				  memory_order_relaxed);
+	br_ckpt_stats(fs, &s2);
+	if (s2.written != s1.written)
+		atomic_fetch_add_explicit(&c->ckpt_bytes, s2.last_blob_bytes,
+					  memory_order_relaxed);
 	return err;
 }
 

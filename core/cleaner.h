@@ -190,9 +190,9 @@ struct br_cleaner_stats {
 	uint64_t copied_bytes;	/* bytes written to the second head
 				 * (buffer spans; device bytes the store's
 				 * own count does not see) */
-	uint64_t ckpt_bytes;	/* log bytes of the checkpoints the cleaner
-				 * took (victims newer than the roll point,
-				 * dead segments waiting for one) */
+	uint64_t ckpt_bytes;	/* blob bytes of the checkpoints the
+				 * cleaner took (victims newer than the roll
+				 * point, dead segments waiting for one) */
 	uint64_t heads;		/* segments opened as the second head */
 	uint64_t recleaned;	/* victims picked again while in the same
 				 * use (an earlier pass did not empty them) */
