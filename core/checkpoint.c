@@ -82,7 +82,7 @@ struct br_ckpt {
 	uint64_t ld_ext_bytes, ld_ext_n; /* packed extents loaded (mount) */
 
 	struct br_worker w;		/* the background thread */
-	uint64_t every_bytes;
+	uint64_t every_bytes;		/* 0: the default (br_ckpt_every_bytes) */
 	uint32_t every_secs;
 };
 
@@ -890,7 +890,9 @@ static void *ckpt_thread(void *arg)
 		if (!since)
 			since = t;
 		due = (c->every_bytes != UINT64_MAX &&
-		       ss.bytes - base >= c->every_bytes) ||
+		       ss.bytes - base >= br_ckpt_every_bytes(c->every_bytes,
+				atomic_load_explicit(&c->blob_bytes,
+						     memory_order_relaxed))) ||
 		      (c->every_secs != UINT32_MAX &&
 		       t - since >= (uint64_t)c->every_secs * 1000000000ull);
 		if (!due)
@@ -910,13 +912,25 @@ static void *ckpt_thread(void *arg)
 	return NULL;
 }
 
+uint64_t br_ckpt_bytes_default = BR_CKPT_BYTES_DEFAULT;
+
+uint64_t br_ckpt_every_bytes(uint64_t bytes, uint64_t blob)
+{
+	uint64_t scaled = blob > BR_CKPT_BYTES_SCALED_MAX / BR_CKPT_LOG_PER_BLOB ?
+			  BR_CKPT_BYTES_SCALED_MAX : blob * BR_CKPT_LOG_PER_BLOB;
+
+	if (bytes)
+		return bytes;
+	return scaled > br_ckpt_bytes_default ? scaled : br_ckpt_bytes_default;
+}
+
 int br_ckpt_start(struct br_fs *fs, uint64_t bytes, uint32_t secs)
 {
 	struct br_ckpt *c = fs->ckpt;
 
 	if (c->w.running)
 		return 0;
-	c->every_bytes = bytes ? bytes : BR_CKPT_BYTES_DEFAULT;
+	c->every_bytes = bytes;	/* 0: the default, br_ckpt_every_bytes */
 	c->every_secs = secs ? secs : BR_CKPT_SECS_DEFAULT;
 	if (c->every_bytes == UINT64_MAX && c->every_secs == UINT32_MAX)
 		return 0;
@@ -1330,9 +1344,11 @@ static int load_ckpt(struct br_fs *fs, const struct br_slot *s, char *why,
 		goto out;
 	}
 	err = load_blob(fs, f.blob, f.len, s->seq);
-	if (!err)
+	if (!err) {
 		atomic_store_explicit(&fs->ckpt->blob_bytes, f.len,
 				      memory_order_relaxed);
+		fs->ckpt->st.loaded_blob_bytes = f.len;
+	}
 	if (err == CORRUPT)
 		br_why(why, why_len, "checkpoint %llu does not parse",
 			(unsigned long long)s->seq);

@@ -72,6 +72,14 @@ struct br_store_done;
 
 #define BR_CKPT_BYTES_DEFAULT (256ull << 20)	/* bytes of log between */
 #define BR_CKPT_SECS_DEFAULT 30u		/* seconds between */
+/* The default size trigger also waits for this many log bytes per byte of
+ * the newest blob, up to BR_CKPT_BYTES_SCALED_MAX (the roll-forward a
+ * crash leaves): a checkpoint writes the whole map, and a fragmented
+ * file's every 256 MiB became a share of the log that grows with the
+ * file (a 10 GiB file of 4 KiB extents, ~7 bytes each: an 18 MB blob, 7 %
+ * of the log; with this, 0.4 %). */
+#define BR_CKPT_LOG_PER_BLOB 256u
+#define BR_CKPT_BYTES_SCALED_MAX (4ull << 30)
 
 struct br_ckpt_stats {
 	uint64_t written;		/* checkpoints written by this mount */
@@ -90,6 +98,7 @@ struct br_ckpt_stats {
 	int last_err;			/* of the last background attempt */
 	/* At mount: */
 	uint64_t loaded_gen;		/* generation loaded (0: none) */
+	uint64_t loaded_blob_bytes;	/* its blob's size */
 	bool fallback;			/* the newest slot was unusable */
 	uint64_t load_ns;		/* finding + parsing the blob */
 	uint64_t tail_buffers;		/* buffers scanned by roll-forward */
@@ -124,10 +133,22 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *rp, char *why,
 int br_ckpt_write(struct br_fs *fs);
 
 /* Start the background thread: a checkpoint after `bytes` bytes of log
- * (0: BR_CKPT_BYTES_DEFAULT, UINT64_MAX: never by size) or `secs` seconds
- * after the first change since the last one (0: BR_CKPT_SECS_DEFAULT,
- * UINT32_MAX: never by time).  0 or -errno from pthread_create. */
+ * (0: br_ckpt_every_bytes's default, UINT64_MAX: never by size) or `secs`
+ * seconds after the first change since the last one (0:
+ * BR_CKPT_SECS_DEFAULT, UINT32_MAX: never by time).  0 or -errno from
+ * pthread_create. */
 int br_ckpt_start(struct br_fs *fs, uint64_t bytes, uint32_t secs);
+
+/* Log bytes between checkpoints by size: `bytes` as given to
+ * br_ckpt_start, or for 0 the default, br_ckpt_bytes_default or
+ * BR_CKPT_LOG_PER_BLOB times `blob` (the newest blob's size) if that is
+ * more, at most BR_CKPT_BYTES_SCALED_MAX. */
+uint64_t br_ckpt_every_bytes(uint64_t bytes, uint64_t blob);
+
+/* Tests only: the default size trigger's floor (BR_CKPT_BYTES_DEFAULT),
+ * lowered to see it scale without writing 256 MiB.  Read by the
+ * background thread without a lock: set it before the mount. */
+extern uint64_t br_ckpt_bytes_default;
 void br_ckpt_stop(struct br_fs *fs);
 
 /* Whether a checkpoint at unmount would record anything new. */

@@ -640,6 +640,57 @@ static void test_background_thread_checkpoints_by_bytes_and_by_time(void **state
 	free(b);
 }
 
+/*
+ * The default size trigger waits for BR_CKPT_LOG_PER_BLOB log bytes per
+ * blob byte when that is more than its floor (lowered here to 512 KiB, as
+ * 256 MiB would take long to write): a fragmented file's blob is not
+ * rewritten every 256 MiB whatever its size.  A given ckpt_bytes is kept
+ * as is (the test above).
+ */
+static void test_default_size_trigger_scales_with_the_blob(void **state)
+{
+	struct br_fs *fs = *state;
+	const uint32_t pg = 4096, pages = 8192;
+	uint8_t *b = calloc(1, 1u << 20);
+	uint64_t f, g, blob, every, off = 0;
+
+	assert_non_null(b);
+	br_ckpt_bytes_default = 512u << 10;	/* teardown_bytes_default */
+	assert_int_equal(br_ckpt_every_bytes(4u << 20, 1u << 20), 4u << 20);
+	assert_int_equal(br_ckpt_every_bytes(0, 1000), 512u << 10);
+	assert_int_equal(br_ckpt_every_bytes(0, 1ull << 40),
+			 BR_CKPT_BYTES_SCALED_MAX);
+	/* every other page: one extent each */
+	f = mkfile(fs, ROOT, "frag");
+	for (uint32_t p = 0; p < pages; p += 2)
+		write_all(fs, f, b, pg, (uint64_t)p * pg);
+	assert_int_equal(br_fs_fsync(fs, f, false), 0);
+	assert_int_equal(br_fs_close(fs), 0);	/* writes the blob */
+	*state = fs = mount_opt(img, 0, UINT32_MAX);
+	blob = stats(fs).loaded_blob_bytes;
+	assert_true(blob > 0);
+	every = br_ckpt_every_bytes(0, blob);
+	fprintf(stderr, "blob %" PRIu64 " bytes: a checkpoint every %" PRIu64
+		" bytes of log\n", blob, every);
+	assert_int_equal(every, blob * BR_CKPT_LOG_PER_BLOB);
+	assert_true(every >= (4u << 20));
+	/* 4x the floor: no checkpoint (the thread looks 5 times a second) */
+	g = mkfile(fs, ROOT, "g");
+	for (; off < (2u << 20); off += 1u << 20)
+		write_all(fs, g, b, 1u << 20, off);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	usleep(1500000);
+	assert_int_equal(stats(fs).written, 0);
+	/* past the scaled gap: one */
+	for (; off < every + (1u << 20); off += 1u << 20)
+		write_all(fs, g, b, 1u << 20, off);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	for (int i = 0; i < 50 && stats(fs).written == 0; i++)
+		usleep(100000);
+	assert_true(stats(fs).written >= 1);
+	free(b);
+}
+
 /* How long writers wait while a checkpoint of many inodes is taken. */
 static void test_writers_are_blocked_briefly_while_a_checkpoint_is_taken(void **state)
 {
@@ -1021,6 +1072,12 @@ static void test_version_2_checkpoint_of_an_older_bringfs_loads(void **state)
 	older_version_loads(state, 2);
 }
 
+static int teardown_bytes_default(void **state)
+{
+	br_ckpt_bytes_default = BR_CKPT_BYTES_DEFAULT;
+	return teardown(state);
+}
+
 /* cmocka longjmps past a failed test's own reset: every later test
  * must write version 3 again. */
 static int teardown_version(void **state)
@@ -1040,6 +1097,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_writers_during_checkpoints_reopen_identically, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_is_the_map_at_its_cut_while_writers_change_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background_thread_checkpoints_by_bytes_and_by_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_size_trigger_scales_with_the_blob, setup, teardown_bytes_default),
 		cmocka_unit_test_setup_teardown(test_writers_are_blocked_briefly_while_a_checkpoint_is_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_passes_a_clean_image_and_refuses_to_repair_a_mounted_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_finds_and_repairs_injected_inconsistencies, setup, teardown),
