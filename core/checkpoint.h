@@ -138,6 +138,7 @@ int br_ckpt_write(struct br_fs *fs);
  * BR_CKPT_SECS_DEFAULT, UINT32_MAX: never by time).  0 or -errno from
  * pthread_create. */
 int br_ckpt_start(struct br_fs *fs, uint64_t bytes, uint32_t secs);
+void br_ckpt_stop(struct br_fs *fs);
 
 /* Log bytes between checkpoints by size: `bytes` as given to
  * br_ckpt_start, or for 0 the default, br_ckpt_bytes_default or
@@ -149,7 +150,6 @@ uint64_t br_ckpt_every_bytes(uint64_t bytes, uint64_t blob);
  * lowered to see it scale without writing 256 MiB.  Read by the
  * background thread without a lock: set it before the mount. */
 extern uint64_t br_ckpt_bytes_default;
-void br_ckpt_stop(struct br_fs *fs);
 
 /* Whether a checkpoint at unmount would record anything new. */
 bool br_ckpt_needed(struct br_fs *fs);
