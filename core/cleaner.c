@@ -38,6 +38,16 @@ struct br_cleaner {
 	uint64_t oage;			/* newest victim seq in obuf */
 	uint64_t head, hoff;		/* segment (0: none), bytes used */
 	uint64_t oseq;			/* last off-chain seq (low bits) */
+	/* the BR_REC_DATA_VEC record open in obuf (ropen): it starts at
+	 * rstart (record bytes), is about rino, and its entries wait in
+	 * rent until it is closed (vec_close) */
+	bool ropen, vec_ok;		/* vec_ok: the feature bit is set */
+	uint32_t rstart, rcount, relen;
+	uint32_t rlast;			/* the last entry, in rent, */
+	uint64_t rlast_off, rlast_end;	/* its piece's offset and the end
+					 * it was encoded after */
+	uint64_t rino, rend;
+	uint8_t rent[BR_BLOCK_SIZE];
 	struct piece *pv;
 	size_t np, pcap;
 	struct fs_move *mv;		/* one inode's moves, for the log */
@@ -288,17 +298,49 @@ static int live_ranges(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
 
 static int log_relocs(struct br_fs *fs, struct br_cleaner *c);
 
+/* Close the open BR_REC_DATA_VEC record: its entries after its bytes,
+ * then its header. */
+static void vec_close(struct br_cleaner *c)
+{
+	const uint32_t hdr = sizeof(struct br_buf_header);
+	struct br_rec_data_vec *r = (void *)(c->obuf + hdr + c->rstart);
+	uint32_t len;
+
+	if (!c->ropen)
+		return;
+	memcpy(c->obuf + hdr + c->olen, c->rent, c->relen);
+	len = c->olen + c->relen - c->rstart;
+	memset(c->obuf + hdr + c->olen + c->relen, 0,
+	       br_rec_padded(len) - len);
+	memset(r, 0, sizeof(*r));
+	r->h.type = br_le16_put(BR_REC_DATA_VEC);
+	r->h.len = br_le32_put(len);
+	r->h.ino = br_le64_put(c->rino);
+	r->count = br_le32_put(c->rcount);
+	r->elen = br_le32_put(c->relen);
+	c->olen = c->rstart + br_rec_padded(len);
+	c->ropen = false;
+}
+
 /* Write the gathered buffer at the head.  0 or -errno. */
 static int head_flush(struct br_fs *fs, struct br_cleaner *c)
 {
 	struct br_buf_header *bh = (void *)c->obuf;
-	uint32_t used = (uint32_t)sizeof(*bh) + c->olen;
-	uint32_t span = (used + BR_BLOCK_SIZE - 1) & ~(BR_BLOCK_SIZE - 1);
 	uint64_t at = c->head * fs->segs->seg_size + c->hoff;
+	uint32_t used, span;
 	int err;
 
+	vec_close(c);
 	if (!c->olen)
 		return 0;
+	if (!c->vec_ok) {	/* before any reader can meet the records */
+		err = fs_feature_set(fs, BR_FEATURE_INCOMPAT_DATA_VEC);
+		if (err)
+			return err;
+		c->vec_ok = true;
+	}
+	used = (uint32_t)sizeof(*bh) + c->olen;
+	span = (used + BR_BLOCK_SIZE - 1) & ~(BR_BLOCK_SIZE - 1);
 	memset(c->obuf + used, 0, span - used);
 	memset(bh, 0, sizeof(*bh));
 	bh->magic = br_le32_put(BR_BUF_MAGIC);
@@ -328,27 +370,29 @@ static uint64_t head_cap(struct br_fs *fs, struct br_cleaner *c)
 
 /*
  * Copy n bytes (file offset off of ino, at log address src in victim vi)
- * into the head, as data records of off-chain buffers; opens a new head
- * segment when the current one is full.  0, -ENOSPC (no free segment:
- * the pick's budget was wrong), -ENOMEM or -errno of a write.
+ * into the head, as pieces of BR_REC_DATA_VEC records in off-chain
+ * buffers (one record per inode and buffer while its entries fit in
+ * rent); opens a new head segment when the current one is full.  0,
+ * -ENOSPC (no free segment: the pick's budget was wrong), -ENOMEM or
+ * -errno of a write.
  */
 static int head_put(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
 		    uint64_t off, const uint8_t *data, uint64_t n,
 		    uint64_t src, size_t vi)
 {
 	const uint32_t hdr = sizeof(struct br_buf_header);
-	const uint32_t rh = sizeof(struct br_rec_data);
+	const uint32_t rh = sizeof(struct br_rec_data_vec);
+	/* a record's entries and padding, beside its bytes */
+	const uint32_t tail = BR_VEC_ENT_MAX + BR_REC_ALIGN;
 	int err;
 
 	while (n) {
-		uint64_t cap = head_cap(fs, c), k;
-		struct br_rec_data *r;
-		uint64_t free_b;
+		uint64_t cap = head_cap(fs, c), k, used, free_b;
 
-		if (cap < hdr + rh + BR_BLOCK_SIZE) {
+		if (cap < hdr + rh + tail + BR_BLOCK_SIZE) {
 			err = head_flush(fs, c);
 			if (!err && c->head &&
-			    head_cap(fs, c) >= hdr + rh + BR_BLOCK_SIZE)
+			    head_cap(fs, c) >= hdr + rh + tail + BR_BLOCK_SIZE)
 				continue;
 			/* Only the open head is kept from the allocator:
 			 * relocate what this one holds before leaving it (a
@@ -366,37 +410,54 @@ static int head_put(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
 						  memory_order_relaxed);
 			continue;
 		}
-		free_b = cap - hdr - c->olen;
-		if (free_b < rh + 512) {
+		if (c->ropen && (c->rino != ino ||
+				 c->relen + BR_VEC_ENT_MAX > sizeof(c->rent)))
+			vec_close(c);
+		used = hdr + c->olen + (c->ropen ? c->relen : rh) + tail;
+		free_b = cap > used ? cap - used : 0;
+		if (free_b < 512) {
 			err = head_flush(fs, c);
 			if (err)
 				return err;
 			continue;
 		}
-		k = (free_b - rh) & ~(uint64_t)(BR_REC_ALIGN - 1);
-		if (k > n)
-			k = n;
-		if (k > fs->max_data)
-			k = fs->max_data;
+		k = n < free_b ? n : free_b;
 		if (br_grow(&c->pv, &c->pcap, c->np + 1, sizeof(*c->pv), 256))
 			return -ENOMEM;
-		r = (struct br_rec_data *)(c->obuf + hdr + c->olen);
-		memset(r, 0, sizeof(*r));
-		r->h.type = br_le16_put(BR_REC_DATA);
-		r->h.len = br_le32_put((uint32_t)(rh + k));
-		r->h.ino = br_le64_put(ino);
-		r->off = br_le64_put(off);
-		memcpy(r + 1, data, k);
-		memset((uint8_t *)(r + 1) + k, 0,
-		       br_rec_padded((uint32_t)(rh + k)) - (rh + k));
+		if (!c->ropen) {
+			c->ropen = true;
+			c->rstart = c->olen;
+			c->rino = ino;
+			c->rcount = c->relen = 0;
+			c->rend = 0;
+			c->olen += rh;
+		}
+		memcpy(c->obuf + hdr + c->olen, data, k);
+		if (c->rcount && off == c->rend) {
+			/* what follows the last piece in the file and in the
+			 * record is that piece (the map merges the two: fsck
+			 * takes a piece for a range of data) */
+			c->relen = c->rlast;
+			c->rend = c->rlast_end;
+			c->relen += br_vec_ent_put(c->rent + c->relen,
+						   &c->rend, c->rlast_off,
+						   off + k - c->rlast_off);
+		} else {
+			c->rlast = c->relen;
+			c->rlast_off = off;
+			c->rlast_end = c->rend;
+			c->relen += br_vec_ent_put(c->rent + c->relen,
+						   &c->rend, off, k);
+			c->rcount++;
+		}
 		c->pv[c->np++] = (struct piece){ .ino = ino, .mv = {
 			.m = { .off = off, .len = k, .old_addr = src,
 			       .new_addr = c->head * fs->segs->seg_size +
-					   c->hoff + hdr + c->olen + rh },
+					   c->hoff + hdr + c->olen },
 			.seg = c->vict[vi].seg, .gen = c->vict[vi].gen } };
 		if (c->vict[vi].newest > c->oage)
 			c->oage = c->vict[vi].newest;
-		c->olen += br_rec_padded((uint32_t)(rh + k));
+		c->olen += (uint32_t)k;
 		off += k;
 		data += k;
 		src += k;
@@ -405,9 +466,35 @@ static int head_put(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
 	return 0;
 }
 
+/* Copy the live parts of data piece (ino, file offset fo, n bytes at
+ * `bytes`, log address a) of victim vi into the head.  0, 1 if the
+ * victim was handed out again since its candidate row (the rest of it
+ * is stale: stop), or -errno. */
+static int move_piece(struct br_fs *fs, struct br_cleaner *c, size_t vi,
+		      uint64_t ino, uint64_t fo, const uint8_t *bytes,
+		      uint64_t n, uint64_t a)
+{
+	bool reused;
+	int err;
+
+	pthread_rwlock_rdlock(&fs->map_lock);
+	reused = br_seg_gen(fs->segs, c->vict[vi].seg) != c->vict[vi].gen;
+	err = reused ? 0 : live_ranges(fs, c, ino, a, fo, n);
+	pthread_rwlock_unlock(&fs->map_lock);
+	if (reused) {
+		atomic_fetch_add_explicit(&c->reused, 1, memory_order_relaxed);
+		return 1;
+	}
+	for (size_t i = 0; i < c->nr && !err; i++)
+		err = head_put(fs, c, ino, c->rv[i].off,
+			       bytes + (c->rv[i].off - fo), c->rv[i].len,
+			       a + (c->rv[i].off - fo), vi);
+	return err;
+}
+
 /*
  * Walk the buffers of victim vi (read into c->segbuf) and copy the live
- * bytes of its data records into the head.  Buffers tile the segment
+ * bytes of its data records and data vectors into the head.  Buffers tile the segment
  * from its start; the walk stops at the first header that does not hold
  * or whose seq is not above the previous one (bytes left from an earlier
  * use of the segment: their data is dead, the address check skips it).
@@ -420,8 +507,8 @@ static int head_put(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
  */
 static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
 {
-	uint64_t s = c->vict[vi].seg, gen = c->vict[vi].gen;
-	uint64_t seg = fs->segs->seg_size, base = s * seg, prev = 0;
+	uint64_t seg = fs->segs->seg_size, base = c->vict[vi].seg * seg;
+	uint64_t prev = 0;
 	uint64_t off = 0;
 	int err;
 
@@ -457,34 +544,33 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
 			if (br_le16_get(h->type) == BR_REC_DATA &&
 			    rl > sizeof(struct br_rec_data)) {
 				const struct br_rec_data *d = (const void *)h;
-				uint64_t a = base + off + sizeof(*bh) + ro +
-					     sizeof(*d);
-				uint64_t fo = br_le64_get(d->off);
-				bool reused;
 
-				pthread_rwlock_rdlock(&fs->map_lock);
-				reused = br_seg_gen(fs->segs, s) != gen;
-				err = reused ? 0 :
-				      live_ranges(fs, c, br_le64_get(h->ino), a,
-						  fo, rl - sizeof(*d));
-				pthread_rwlock_unlock(&fs->map_lock);
-				if (reused) {
-					atomic_fetch_add_explicit(
-						&c->reused, 1,
-						memory_order_relaxed);
-					return 0;
-				}
-				for (size_t i = 0; i < c->nr && !err; i++)
-					err = head_put(fs, c,
-						br_le64_get(h->ino),
-						c->rv[i].off,
-						(const uint8_t *)(d + 1) +
-						(c->rv[i].off - fo),
-						c->rv[i].len,
-						a + (c->rv[i].off - fo), vi);
-				if (err)
-					return err;
+				err = move_piece(fs, c, vi,
+						 br_le64_get(h->ino),
+						 br_le64_get(d->off),
+						 (const uint8_t *)(d + 1),
+						 rl - sizeof(*d),
+						 base + off + sizeof(*bh) + ro +
+						 sizeof(*d));
+			} else if (br_le16_get(h->type) == BR_REC_DATA_VEC) {
+				struct br_vec_it it;
+				uint64_t fo, n;
+				uint32_t at;
+
+				if (br_vec_begin(&it, h, rl))
+					break;	/* as framing, above */
+				while (!err &&
+				       br_vec_next(&it, &fo, &n, &at) > 0)
+					err = move_piece(fs, c, vi,
+						br_le64_get(h->ino), fo,
+						(const uint8_t *)h + at, n,
+						base + off + sizeof(*bh) + ro +
+						at);
 			}
+			if (err > 0)
+				return 0;	/* the victim was reused */
+			if (err)
+				return err;
 			ro += br_rec_padded(rl);
 		}
 		off += span;
@@ -629,6 +715,7 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want)
 		 * start over in a fresh segment next time */
 		c->np = 0;
 		c->olen = 0;
+		c->ropen = false;
 		c->hoff = fs->segs->seg_size;
 	} else {
 		err = log_relocs(fs, c);

@@ -157,24 +157,41 @@ static int check_super(struct ck *c, int fd, struct br_super *sb)
 	return 0;
 }
 
+/* The bytes [a, b) of the log hold file data. */
+static int add_range(struct ck *c, uint64_t a, uint64_t b)
+{
+	if (br_grow(&c->rv, &c->capr, c->nr + 1, sizeof(*c->rv), 1024))
+		return -ENOMEM;
+	c->rv[c->nr].a = a;
+	c->rv[c->nr].b = b;
+	c->nr++;
+	return 0;
+}
+
 /* 3: the whole chain from the start of the log, as mkfs left it. */
 static int scan_rec(void *ctx, const struct br_rec_header *h, uint32_t len,
 		    uint64_t addr)
 {
 	struct ck *c = ctx;
+	struct br_vec_it it;
+	uint64_t off, n;
+	uint32_t at;
+	int err = 0;
 
 	c->scanned += br_rec_padded(len);
 	if (br_le16_get(h->type) == BR_REC_DATA &&
-	    len > sizeof(struct br_rec_data)) {
-		if (br_grow(&c->rv, &c->capr, c->nr + 1, sizeof(*c->rv), 1024))
-			return -ENOMEM;
-		c->rv[c->nr].a = addr + sizeof(struct br_rec_data);
-		c->rv[c->nr].b = addr + len;
-		c->nr++;
-	}
+	    len > sizeof(struct br_rec_data))
+		err = add_range(c, addr + sizeof(struct br_rec_data),
+				addr + len);
+	/* a vector that does not hold gives no data: extents into it are
+	 * then reported as pointing outside the log's data */
+	if (br_le16_get(h->type) == BR_REC_DATA_VEC &&
+	    !br_vec_begin(&it, h, len))
+		while (!err && br_vec_next(&it, &off, &n, &at) > 0)
+			err = add_range(c, addr + at, addr + at + n);
 	if (c->o->progress && (c->r->buffers & 63) == 0)
 		c->o->progress(c->o->ctx, c->scanned, c->total);
-	return 0;
+	return err;
 }
 
 static int cmp_range(const void *a, const void *b)

@@ -627,6 +627,107 @@ static void test_slot_newest_valid_wins_and_a_corrupt_newest_falls_back(void **s
  * few bytes a piece, not br_rec_reloc's 48; a truncated entry or a
  * varint longer than 64 bits does not decode.
  */
+/* A BR_REC_DATA_VEC record of the n pieces (off[i], len[i]) into rec,
+ * piece i's bytes all 'a' + i, as the cleaner lays it out (bytes, then
+ * entries); returns h.len. */
+static uint32_t vec_build(uint8_t *rec, const uint64_t *off,
+			  const uint64_t *len, size_t n)
+{
+	struct br_rec_data_vec *r = (void *)rec;
+	uint8_t ent[64 * BR_VEC_ENT_MAX];
+	uint32_t at = sizeof(*r), elen = 0;
+	uint64_t end = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		memset(rec + at, 'a' + (int)i, len[i]);
+		at += (uint32_t)len[i];
+		elen += br_vec_ent_put(ent + elen, &end, off[i], len[i]);
+		assert_true(elen <= sizeof(ent));
+	}
+	memcpy(rec + at, ent, elen);
+	memset(r, 0, sizeof(*r));
+	r->h.type = br_le16_put(BR_REC_DATA_VEC);
+	r->h.len = br_le32_put(at + elen);
+	r->h.ino = br_le64_put(7);
+	r->count = br_le32_put((uint32_t)n);
+	r->elen = br_le32_put(elen);
+	return at + elen;
+}
+
+static void test_data_vec_records_round_trip_and_refuse_malformed(void **state)
+{
+	const uint64_t off[] = { 1ull << 40, 4096, UINT64_MAX - 9, 0, 12345 };
+	const uint64_t len[] = { 4096, 1, 9, 3, 100 };
+	const size_t n = sizeof(off) / sizeof(off[0]);
+	static uint8_t rec[1u << 20];
+	struct br_rec_data_vec *r = (void *)rec;
+	struct br_vec_it it;
+	uint64_t o, l, noff[256], nlen[256];
+	uint32_t rl, at, elen;
+	size_t i = 0;
+
+	(void)state;
+	rl = vec_build(rec, off, len, n);
+	assert_int_equal(br_vec_begin(&it, rec, rl), 0);
+	while (br_vec_next(&it, &o, &l, &at) > 0) {
+		assert_true(i < n);
+		assert_true(o == off[i]);
+		assert_true(l == len[i]);
+		assert_true(at + l <= rl - br_le32_get(r->elen));
+		for (uint64_t b = 0; b < l; b++)
+			assert_int_equal(rec[at + b], 'a' + (int)i);
+		i++;
+	}
+	assert_int_equal(i, n);
+
+	/* what does not hold is refused whole, before any piece is used */
+	r->count = br_le32_put(n + 1);
+	assert_int_equal(br_vec_begin(&it, rec, rl), -1);
+	r->count = br_le32_put(n - 1);
+	assert_int_equal(br_vec_begin(&it, rec, rl), -1);
+	r->count = br_le32_put(0);
+	assert_int_equal(br_vec_begin(&it, rec, rl), -1);
+	r->count = br_le32_put(n);
+	elen = br_le32_get(r->elen);
+	r->elen = br_le32_put(rl - sizeof(*r) + 1);	/* past the record */
+	assert_int_equal(br_vec_begin(&it, rec, rl), -1);
+	r->elen = br_le32_put(elen - 1);	/* last entry cut short */
+	assert_int_equal(br_vec_begin(&it, rec, rl), -1);
+	r->elen = br_le32_put(elen);
+	/* a byte more or less than the pieces hold: entries moved too */
+	memmove(rec + rl - elen + 1, rec + rl - elen, elen);
+	assert_int_equal(br_vec_begin(&it, rec, rl + 1), -1);
+	memmove(rec + rl - elen, rec + rl - elen + 1, elen);
+	assert_int_equal(br_vec_begin(&it, rec, rl), 0);
+	assert_int_equal(br_vec_begin(&it, rec, sizeof(*r) - 1), -1);
+	/* a piece of no bytes; a range past 2^64 */
+	{
+		const uint64_t z_off[] = { 0, 8 }, z_len[] = { 8, 0 };
+		const uint64_t w_off[] = { UINT64_MAX - 9 }, w_len[] = { 10 };
+
+		rl = vec_build(rec, z_off, z_len, 2);
+		assert_int_equal(br_vec_begin(&it, rec, rl), -1);
+		rl = vec_build(rec, w_off, w_len, 1);
+		assert_int_equal(br_vec_begin(&it, rec, rl), -1);
+	}
+
+	/* 256 pieces of 4 KiB from scattered offsets of a 1 GiB file cost
+	 * at most 8 bytes each, where a br_rec_data header was 24 */
+	for (size_t k = 0; k < 256; k++) {
+		noff[k] = (k * 2654435761u % 262144) * 4096;
+		nlen[k] = 4096;
+	}
+	{
+		uint8_t ent[256 * BR_VEC_ENT_MAX];
+		uint64_t end = 0;
+		uint32_t e = 0;
+
+		for (size_t k = 0; k < 256; k++)
+			e += br_vec_ent_put(ent + e, &end, noff[k], nlen[k]);
+		assert_true(e <= 256 * 8);
+	}
+}
+
 static void test_relocs_entries_round_trip_and_stay_small(void **state)
 {
 	const struct br_reloc v[] = {
@@ -696,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_crc32c_matches_known_vectors),
 		cmocka_unit_test(test_crc32c_chains_across_split_buffers),
 		cmocka_unit_test(test_relocs_entries_round_trip_and_stay_small),
+		cmocka_unit_test(test_data_vec_records_round_trip_and_refuse_malformed),
 		cmocka_unit_test(test_super_round_trips_every_field_for_several_geometries),
 		cmocka_unit_test(test_super_geometry_places_log_and_backup_as_documented),
 		cmocka_unit_test(test_super_geometry_refuses_bad_sizes_with_a_reason),
