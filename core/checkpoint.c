@@ -83,7 +83,7 @@ struct br_ckpt {
 
 	struct br_worker w;		/* the background thread */
 	uint64_t every_bytes;		/* 0: the default (br_ckpt_every_bytes) */
-	uint32_t every_secs;
+	uint32_t every_secs;		/* 0: the default (ckpt_thread) */
 };
 
 static uint64_t now_ns(void)
@@ -872,7 +872,8 @@ static void *ckpt_thread(void *arg)
 	pthread_mutex_lock(&c->w.lock);
 	while (!c->w.stop) {
 		struct br_store_stats ss;
-		uint64_t base, t;
+		uint64_t base, t, blob;
+		uint32_t secs;
 		bool due;
 
 		br_worker_wait(&c->w, 200);	/* 5 cheap looks a second */
@@ -889,12 +890,16 @@ static void *ckpt_thread(void *arg)
 		}
 		if (!since)
 			since = t;
+		blob = atomic_load_explicit(&c->blob_bytes,
+					    memory_order_relaxed);
+		secs = c->every_secs ? c->every_secs : br_ckpt_secs_default;
 		due = (c->every_bytes != UINT64_MAX &&
 		       ss.bytes - base >= br_ckpt_every_bytes(c->every_bytes,
-				atomic_load_explicit(&c->blob_bytes,
-						     memory_order_relaxed))) ||
+							      blob)) ||
 		      (c->every_secs != UINT32_MAX &&
-		       t - since >= (uint64_t)c->every_secs * 1000000000ull);
+		       t - since >= (uint64_t)secs * 1000000000ull &&
+		       (c->every_secs ||
+			ss.bytes - base >= blob * BR_CKPT_SECS_LOG_PER_BLOB));
 		if (!due)
 			continue;
 		pthread_mutex_unlock(&c->w.lock);
@@ -913,6 +918,7 @@ static void *ckpt_thread(void *arg)
 }
 
 uint64_t br_ckpt_bytes_default = BR_CKPT_BYTES_DEFAULT;
+uint32_t br_ckpt_secs_default = BR_CKPT_SECS_DEFAULT;
 
 uint64_t br_ckpt_every_bytes(uint64_t bytes, uint64_t blob)
 {
@@ -931,7 +937,7 @@ int br_ckpt_start(struct br_fs *fs, uint64_t bytes, uint32_t secs)
 	if (c->w.running)
 		return 0;
 	c->every_bytes = bytes;	/* 0: the default, br_ckpt_every_bytes */
-	c->every_secs = secs ? secs : BR_CKPT_SECS_DEFAULT;
+	c->every_secs = secs;	/* 0: the default, ckpt_thread */
 	if (c->every_bytes == UINT64_MAX && c->every_secs == UINT32_MAX)
 		return 0;
 	return br_worker_start(&c->w, ckpt_thread, fs);

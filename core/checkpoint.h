@@ -80,6 +80,11 @@ struct br_store_done;
  * of the log; with this, 0.4 %). */
 #define BR_CKPT_LOG_PER_BLOB 256u
 #define BR_CKPT_BYTES_SCALED_MAX (4ull << 30)
+/* The default time trigger also waits for this many log bytes per byte of
+ * the newest blob: 30 s after a trickle of changes it rewrote the whole
+ * map (that 18 MB blob every 30 s: 0.6 MB/s written for a few bytes a
+ * second), where what a crash would replay was smaller than the blob. */
+#define BR_CKPT_SECS_LOG_PER_BLOB 1u
 
 struct br_ckpt_stats {
 	uint64_t written;		/* checkpoints written by this mount */
@@ -135,7 +140,8 @@ int br_ckpt_write(struct br_fs *fs);
 /* Start the background thread: a checkpoint after `bytes` bytes of log
  * (0: br_ckpt_every_bytes's default, UINT64_MAX: never by size) or `secs`
  * seconds after the first change since the last one (0:
- * BR_CKPT_SECS_DEFAULT, UINT32_MAX: never by time).  0 or -errno from
+ * br_ckpt_secs_default once the log since the last one is as big as the
+ * newest blob, UINT32_MAX: never by time).  0 or -errno from
  * pthread_create. */
 int br_ckpt_start(struct br_fs *fs, uint64_t bytes, uint32_t secs);
 void br_ckpt_stop(struct br_fs *fs);
@@ -150,6 +156,9 @@ uint64_t br_ckpt_every_bytes(uint64_t bytes, uint64_t blob);
  * lowered to see it scale without writing 256 MiB.  Read by the
  * background thread without a lock: set it before the mount. */
 extern uint64_t br_ckpt_bytes_default;
+/* Tests only: the default time trigger (BR_CKPT_SECS_DEFAULT), the same
+ * way. */
+extern uint32_t br_ckpt_secs_default;
 
 /* Whether a checkpoint at unmount would record anything new. */
 bool br_ckpt_needed(struct br_fs *fs);

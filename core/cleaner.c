@@ -494,16 +494,17 @@ static int move_piece(struct br_fs *fs, struct br_cleaner *c, size_t vi,
 
 /*
  * Walk the buffers of victim vi (read into c->segbuf) and copy the live
- * bytes of its data records and data vectors into the head.  Buffers tile the segment
- * from its start; the walk stops at the first header that does not hold
- * or whose seq is not above the previous one (bytes left from an earlier
- * use of the segment: their data is dead, the address check skips it).
+ * bytes of its data records and data vectors into the head.  Buffers
+ * tile the segment from its start; the walk stops at the first header
+ * that does not hold or whose seq is not above the previous one (bytes
+ * left from an earlier use of the segment: their data is dead, the
+ * address check skips it).
  *
  * Liveness is judged under map_lock (read) with the victim's reuse
  * generation (segment.h): if the victim was handed out again since its
  * candidate row, the copy is stale and the rest is dropped.  Nothing in
- * the map changes here: the copies become the file's data in
- * switch_pieces, after they are durable.
+ * the map changes here: the copies become the file's data when their
+ * RELOCS records are applied (log_relocs), after they are durable.
  */
 static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
 {

@@ -691,6 +691,53 @@ static void test_default_size_trigger_scales_with_the_blob(void **state)
 	free(b);
 }
 
+/*
+ * The default time trigger waits for as much log as the newest blob: a
+ * trickle of changes does not rewrite the whole map every 30 s (lowered
+ * to 1 s here).  A given ckpt_secs waits for nothing else.
+ */
+static void test_default_time_trigger_waits_for_a_blob_of_log(void **state)
+{
+	struct br_fs *fs = *state;
+	const uint32_t pg = 4096, pages = 16384;
+	uint8_t *b = calloc(1, 1u << 20);
+	uint64_t f, g, blob;
+
+	assert_non_null(b);
+	br_ckpt_secs_default = 1;	/* teardown_bytes_default */
+	f = mkfile(fs, ROOT, "frag");
+	for (uint32_t p = 0; p < pages; p += 2)
+		write_all(fs, f, b, pg, (uint64_t)p * pg);
+	assert_int_equal(br_fs_fsync(fs, f, false), 0);
+	assert_int_equal(br_fs_close(fs), 0);	/* writes the blob */
+	*state = fs = mount_opt(img, 0, 0);
+	blob = stats(fs).loaded_blob_bytes;
+	fprintf(stderr, "blob %" PRIu64 " bytes\n", blob);
+	assert_true(blob >= 32u << 10);
+	/* a page, synced: a few KiB of log, under the blob */
+	g = mkfile(fs, ROOT, "g");
+	write_all(fs, g, b, pg, 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	usleep(2500000);
+	assert_int_equal(stats(fs).written, 0);
+	/* as much log as the blob: one, a second after the first change */
+	for (uint64_t off = 0; off <= blob; off += 64u << 10)
+		write_all(fs, g, b, 64u << 10, off);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	for (int i = 0; i < 50 && stats(fs).written == 0; i++)
+		usleep(100000);
+	assert_true(stats(fs).written >= 1);
+	/* given, 1 s is 1 s: a page is enough */
+	assert_int_equal(br_fs_close(fs), 0);
+	*state = fs = mount_opt(img, 0, 1);
+	write_all(fs, g, b, pg, 0);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	for (int i = 0; i < 50 && stats(fs).written == 0; i++)
+		usleep(100000);
+	assert_true(stats(fs).written >= 1);
+	free(b);
+}
+
 /* How long writers wait while a checkpoint of many inodes is taken. */
 static void test_writers_are_blocked_briefly_while_a_checkpoint_is_taken(void **state)
 {
@@ -1075,6 +1122,7 @@ static void test_version_2_checkpoint_of_an_older_bringfs_loads(void **state)
 static int teardown_bytes_default(void **state)
 {
 	br_ckpt_bytes_default = BR_CKPT_BYTES_DEFAULT;
+	br_ckpt_secs_default = BR_CKPT_SECS_DEFAULT;
 	return teardown(state);
 }
 
@@ -1098,6 +1146,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_checkpoint_is_the_map_at_its_cut_while_writers_change_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background_thread_checkpoints_by_bytes_and_by_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_size_trigger_scales_with_the_blob, setup, teardown_bytes_default),
+		cmocka_unit_test_setup_teardown(test_default_time_trigger_waits_for_a_blob_of_log, setup, teardown_bytes_default),
 		cmocka_unit_test_setup_teardown(test_writers_are_blocked_briefly_while_a_checkpoint_is_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_passes_a_clean_image_and_refuses_to_repair_a_mounted_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_finds_and_repairs_injected_inconsistencies, setup, teardown),
