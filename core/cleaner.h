@@ -83,10 +83,10 @@
  * allocator, so the copies in a head are relocated before the cleaner
  * leaves it for a new one.
  *
- * While a pass runs it holds (`held`) the segments it planned to fill;
- * user writes treat what it holds beyond the user reserve as taken (space
- * check in core/fsys.c), so users cannot eat the room the cleaner needs
- * to finish.
+ * While a pass runs it holds (`held`) the segments it planned to fill and
+ * has not taken yet; user writes treat what it holds beyond the user
+ * reserve as taken (space check in core/fsys.c), so users cannot eat the
+ * room the cleaner needs to finish.
  *
  * Triggers: a background thread (br_cleaner_start) cleans while fewer than
  * `low` segments are free, until low + low/4 + 1 are, each pass sized to
