@@ -112,18 +112,19 @@
  * Measured (tests/bench/wa-bench.sh: 1 GiB, 510 segments of 2 MiB, 4 KiB
  * random overwrites drawn independently, three times the log; Sprite's
  * cost-benefit simulated on the same geometry in brackets): WA uniform /
- * hot-cold 1.27 / 1.15 at 50 % (1.25 / 1.21), 1.98 / 1.37 at 70 %
- * (1.93 / 1.40), 6.84 / 3.59 at 90 % (5.98 / 3.24).  WA = (log bytes
+ * hot-cold 1.26 / 1.18 at 50 % (1.25 / 1.21), 1.93 / 1.36 at 70 %
+ * (1.93 / 1.40), 6.39 / 3.45 at 90 % (5.98 / 3.24).  WA = (log bytes
  * per user byte) / (1 - victim utilisation): what the log writes
  * besides user data is multiplied by ~7 at 90 %, so moves are logged
  * packed (BR_REC_RELOCS, ~10 bytes a piece; 48-byte RELOC records cost
- * 0.6 of WA there).  The rest of the gap at 90 % is the space held out
- * of the cleaner's reach, which the model does not have (wa-bench's
- * samples at 90 % uniform: 6.2 segments free, of them 3.8 the user
- * reserve, with room for the next checkpoint; 3 open, where the model
- * has 2 heads and 2-3 free; 0.6 dead waiting for durability), the
- * checkpoint in the log, and the data records' headers (0.6 % of the
- * log, ~3 segments).  In the model each held segment costs 2-3 % of
+ * 0.6 of WA there), and so are the copies (BR_REC_DATA_VEC: a data
+ * record per piece held ~3 segments in headers, 6.65 / 3.53 at 90 %).
+ * The rest of the gap at 90 % is the space held out of the cleaner's
+ * reach, which the model does not have (wa-bench's samples at 90 %
+ * uniform: 5.9 segments free, of them 3.9 the user reserve, with room
+ * for the next checkpoint; 3 open, where the model has 2 heads and 2-3
+ * free; 0.9 dead waiting for durability), the checkpoint in the log,
+ * and the user records' headers.  In the model each held segment costs 2-3 % of
  * WA at 90 %; the thread cleaning from reserve + 2 to reserve + 3
  * instead of 6 to 8 gave 6.76 / 3.48 but cut throughput under cleaning
  * to 0.41, so it was not kept.  Extents are packed in the checkpoint,
