@@ -647,12 +647,32 @@ static void test_background_thread_checkpoints_by_bytes_and_by_time(void **state
  * rewritten every 256 MiB whatever its size.  A given ckpt_bytes is kept
  * as is (the test above).
  */
+/* A file "frag" of every other page of `pages` (one extent each), then
+ * a close (which writes the blob) and a mount with the default size
+ * trigger and ckpt_secs `secs`; *blob gets the loaded blob's size. */
+static struct br_fs *fragment_and_remount(struct br_fs *fs, uint32_t pages,
+					  uint32_t secs, uint64_t *blob)
+{
+	const uint32_t pg = 4096;
+	uint8_t *b = calloc(1, pg);
+	uint64_t f = mkfile(fs, ROOT, "frag");
+
+	assert_non_null(b);
+	for (uint32_t p = 0; p < pages; p += 2)
+		write_all(fs, f, b, pg, (uint64_t)p * pg);
+	assert_int_equal(br_fs_fsync(fs, f, false), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+	free(b);
+	fs = mount_opt(img, 0, secs);
+	*blob = stats(fs).loaded_blob_bytes;
+	return fs;
+}
+
 static void test_default_size_trigger_scales_with_the_blob(void **state)
 {
 	struct br_fs *fs = *state;
-	const uint32_t pg = 4096, pages = 8192;
 	uint8_t *b = calloc(1, 1u << 20);
-	uint64_t f, g, blob, every, off = 0;
+	uint64_t g, blob, every, off = 0;
 
 	assert_non_null(b);
 	br_ckpt_bytes_default = 512u << 10;	/* teardown_bytes_default */
@@ -660,14 +680,7 @@ static void test_default_size_trigger_scales_with_the_blob(void **state)
 	assert_int_equal(br_ckpt_every_bytes(0, 1000), 512u << 10);
 	assert_int_equal(br_ckpt_every_bytes(0, 1ull << 40),
 			 BR_CKPT_BYTES_SCALED_MAX);
-	/* every other page: one extent each */
-	f = mkfile(fs, ROOT, "frag");
-	for (uint32_t p = 0; p < pages; p += 2)
-		write_all(fs, f, b, pg, (uint64_t)p * pg);
-	assert_int_equal(br_fs_fsync(fs, f, false), 0);
-	assert_int_equal(br_fs_close(fs), 0);	/* writes the blob */
-	*state = fs = mount_opt(img, 0, UINT32_MAX);
-	blob = stats(fs).loaded_blob_bytes;
+	*state = fs = fragment_and_remount(fs, 8192, UINT32_MAX, &blob);
 	assert_true(blob > 0);
 	every = br_ckpt_every_bytes(0, blob);
 	fprintf(stderr, "blob %" PRIu64 " bytes: a checkpoint every %" PRIu64
@@ -699,19 +712,13 @@ static void test_default_size_trigger_scales_with_the_blob(void **state)
 static void test_default_time_trigger_waits_for_a_blob_of_log(void **state)
 {
 	struct br_fs *fs = *state;
-	const uint32_t pg = 4096, pages = 16384;
+	const uint32_t pg = 4096;
 	uint8_t *b = calloc(1, 1u << 20);
-	uint64_t f, g, blob;
+	uint64_t g, blob;
 
 	assert_non_null(b);
 	br_ckpt_secs_default = 1;	/* teardown_bytes_default */
-	f = mkfile(fs, ROOT, "frag");
-	for (uint32_t p = 0; p < pages; p += 2)
-		write_all(fs, f, b, pg, (uint64_t)p * pg);
-	assert_int_equal(br_fs_fsync(fs, f, false), 0);
-	assert_int_equal(br_fs_close(fs), 0);	/* writes the blob */
-	*state = fs = mount_opt(img, 0, 0);
-	blob = stats(fs).loaded_blob_bytes;
+	*state = fs = fragment_and_remount(fs, 16384, 0, &blob);
 	fprintf(stderr, "blob %" PRIu64 " bytes\n", blob);
 	assert_true(blob >= 32u << 10);
 	/* a page, synced: a few KiB of log, under the blob */
