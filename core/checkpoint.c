@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "cleaner.h"
 #include "segment.h"
 #include "crc32c.h"
 #include "fsys_int.h"
@@ -79,6 +80,9 @@ struct br_ckpt {
 					 * checkpoint holds throughout */
 	_Atomic uint64_t ext_cost;	/* blob bytes per extent (0: none
 					 * measured yet), the same */
+	_Atomic uint64_t base_ext;	/* the map's extents and inodes when
+					 * that blob was cut or loaded */
+	_Atomic uint64_t base_inodes;
 	uint64_t ld_ext_bytes, ld_ext_n; /* packed extents loaded (mount) */
 
 	struct br_worker w;		/* the background thread */
@@ -560,6 +564,50 @@ static int append_blob(struct br_fs *fs, uint64_t gen, const uint8_t *blob,
 	return err;
 }
 
+/* The counts br_ckpt_guess weighs: extents (every map's, segment.h) and
+ * inodes. */
+static void map_counts(struct br_fs *fs, uint64_t *ext, uint64_t *inodes)
+{
+	*ext = fs->segs ? atomic_load_explicit(&fs->segs->extents,
+					       memory_order_relaxed) : 0;
+	*inodes = atomic_load_explicit(&fs->map.ninodes, memory_order_relaxed);
+}
+
+/* The newest blob is `bytes` long and holds the map as it was with `ext`
+ * extents and `inodes` inodes. */
+static void blob_set(struct br_ckpt *c, uint64_t bytes, uint64_t ext,
+		     uint64_t inodes)
+{
+	atomic_store_explicit(&c->base_ext, ext, memory_order_relaxed);
+	atomic_store_explicit(&c->base_inodes, inodes, memory_order_relaxed);
+	atomic_store_explicit(&c->blob_bytes, bytes, memory_order_relaxed);
+}
+
+/*
+ * Whether a blob of `len` bytes may go into the log now: it must fit in
+ * what is left of the log's segment and the free segments beyond
+ * BR_CLEAN_META_SEGS (the records that free space, unlink and truncate,
+ * keep those; the log's next segment is slack for the records' and
+ * buffers' headers).  br_ckpt_guess sizes the room callers keep for a
+ * checkpoint, and it is a guess: a blob it misjudged is refused whole,
+ * before any of it is written, where a blob that ran out of room half
+ * way left the reserve to records no checkpoint could free, and the
+ * segments waiting for a checkpoint never came back.
+ */
+static bool blob_fits(struct br_fs *fs, uint64_t len)
+{
+	uint64_t seg = fs->sb.seg_size, nfree, at, room;
+
+	if (!fs->segs)
+		return true;
+	nfree = br_seg_nfree(fs->segs);
+	at = br_store_next_addr(fs->store);	/* segment i at i * seg */
+	room = at % seg ? seg - at % seg : 0;
+	if (nfree > BR_CLEAN_META_SEGS)
+		room += (nfree - BR_CLEAN_META_SEGS) * seg;
+	return len <= room;
+}
+
 /* Bytes an extent takes in the next blob, for br_ckpt_guess: what they
  * took in the last one (n extents in `bytes`), and two more. */
 static void ext_cost_set(struct br_ckpt *c, uint64_t bytes, uint64_t n)
@@ -580,7 +628,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 	struct br_store_stats ss;
 	struct br_slot slot = { 0 };
 	uint64_t t0 = now_ns(), t1, cut_pos = 0, last = 0, ninodes = 0, walk_ns = 0;
-	uint64_t cow_n = 0, cow_ns = 0;
+	uint64_t cow_n = 0, cow_ns = 0, cut_ext = 0, cut_inodes = 0;
 	struct br_ckpt_blob *b;
 	int err;
 
@@ -625,6 +673,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 		c->snap_inodes = c->snap_cow = c->snap_cow_max_ns = 0;
 		b = (struct br_ckpt_blob *)w.p;
 		b->next_ino = br_le64_put(fs->map.next_ino);
+		map_counts(fs, &cut_ext, &cut_inodes);
 		pthread_rwlock_unlock(&fs->map_lock);
 	}
 	unlock_all(fs);
@@ -707,6 +756,8 @@ static int ckpt_write_locked(struct br_fs *fs)
 		}
 	}
 	err = w.err;
+	if (!err && !blob_fits(fs, w.n))
+		err = -ENOSPC;
 	if (err)
 		goto out;
 	err = append_blob(fs, gen, w.p, w.n, &last);
@@ -730,7 +781,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 	c->st.written++;
 	c->st.last_gen = gen;
 	c->st.last_blob_bytes = w.n;
-	atomic_store_explicit(&c->blob_bytes, w.n, memory_order_relaxed);
+	blob_set(c, w.n, cut_ext, cut_inodes);
 	ext_cost_set(c, sc.ext_bytes, sc.nextents);
 	c->st.last_inodes = ninodes;
 	/* The longest a writer could have waited: the cut, one batch of the
@@ -792,28 +843,40 @@ bool br_ckpt_needed(struct br_fs *fs)
 
 uint64_t br_ckpt_guess(struct br_fs *fs)
 {
-	uint64_t blob = fs->ckpt ? atomic_load_explicit(&fs->ckpt->blob_bytes,
-						       memory_order_relaxed) : 0;
-	uint64_t ext = fs->ckpt ? atomic_load_explicit(&fs->ckpt->ext_cost,
-						       memory_order_relaxed) : 0;
-	/* what the map holds now, in blob bytes: an inode with a name of
-	 * average length and its share of a directory, and an extent (as
-	 * packed in the last blob, the most a packed one takes before
-	 * any); the last blob alone lags a map that grew (a fresh
-	 * filesystem's first checkpoint came to 1.6 MB with 64 KiB guessed
-	 * and took the reserve a delete needs) */
-	uint64_t now = atomic_load_explicit(&fs->map.ninodes,
-					    memory_order_relaxed) *
-		       (sizeof(struct br_ckpt_inode) +
-			sizeof(struct br_ckpt_dirent) + 64);
+	struct br_ckpt *c = fs->ckpt;
+	uint64_t blob = c ? atomic_load_explicit(&c->blob_bytes,
+						 memory_order_relaxed) : 0;
+	uint64_t ext = c ? atomic_load_explicit(&c->ext_cost,
+						memory_order_relaxed) : 0;
+	uint64_t e0 = c ? atomic_load_explicit(&c->base_ext,
+					       memory_order_relaxed) : 0;
+	uint64_t i0 = c ? atomic_load_explicit(&c->base_inodes,
+					       memory_order_relaxed) : 0;
+	/* an inode with a name of average length and its share of a
+	 * directory; an extent as packed in the last blob and two bytes
+	 * more (BR_CKPT_EXT_MAX before any) */
+	const uint64_t per_inode = sizeof(struct br_ckpt_inode) +
+				   sizeof(struct br_ckpt_dirent) + 64;
+	uint64_t e, i, more;
 
-	if (fs->segs)
-		now += atomic_load_explicit(&fs->segs->extents,
-					    memory_order_relaxed) *
-		       (ext ? ext : BR_CKPT_EXT_MAX);
-	if (now > blob)
-		blob = now;
-	return blob + blob / 4 + 16 * fs->sb.seg_count + (64u << 10);
+	map_counts(fs, &e, &i);
+	if (!ext)
+		ext = BR_CKPT_EXT_MAX;
+	if (!blob) {	/* nothing measured: the map counted, a quarter
+			 * more, the usage and age tables */
+		more = i * per_inode + e * ext;
+		return more + more / 4 + 16 * fs->sb.seg_count + (64u << 10);
+	}
+	/* The newest blob, what the map gained since (it lags a map that
+	 * grew: a fresh filesystem's first checkpoint came to 1.6 MB with
+	 * 64 KiB guessed and took the reserve a delete needs), a
+	 * sixteenth and 64 KiB.  The map counted whole, a quarter more,
+	 * came to 3.0 MB where the blobs were 1.85 (90 % of 1 GiB
+	 * fragmented by 4 KiB overwrites): two segments of reserve for
+	 * one segment's blob.  blob_fits refuses a blob larger than the
+	 * room. */
+	more = (e > e0 ? (e - e0) * ext : 0) + (i > i0 ? (i - i0) * per_inode : 0);
+	return blob + more + blob / 16 + (64u << 10);
 }
 
 uint64_t br_ckpt_segs(struct br_fs *fs)
@@ -1351,8 +1414,10 @@ static int load_ckpt(struct br_fs *fs, const struct br_slot *s, char *why,
 	}
 	err = load_blob(fs, f.blob, f.len, s->seq);
 	if (!err) {
-		atomic_store_explicit(&fs->ckpt->blob_bytes, f.len,
-				      memory_order_relaxed);
+		uint64_t e, i;
+
+		map_counts(fs, &e, &i);
+		blob_set(fs->ckpt, f.len, e, i);
 		fs->ckpt->st.loaded_blob_bytes = f.len;
 	}
 	if (err == CORRUPT)

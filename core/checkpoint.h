@@ -132,8 +132,10 @@ int br_ckpt_mount(struct br_fs *fs, struct br_replay *rp, char *why,
  * Take a checkpoint now (see above) and publish it in a slot.  Blocks
  * other checkpoints, not readers or writers (beyond steps 1-2, a batch of
  * step 3 or one copy-on-write).  0, the
- * store's latched error, -EROFS (opened read-only), -ENOMEM, or -errno
- * from the slot write.
+ * store's latched error, -EROFS (opened read-only), -ENOMEM, -ENOSPC
+ * (the blob does not fit in the log's segment and the free segments
+ * beyond BR_CLEAN_META_SEGS: none of it was written, the log holds
+ * everything as before), or -errno from the slot write.
  */
 int br_ckpt_write(struct br_fs *fs);
 
@@ -189,10 +191,13 @@ void br_ckpt_on_complete(struct br_fs *fs, const struct br_store_done *d);
 
 void br_ckpt_stats(struct br_fs *fs, struct br_ckpt_stats *st);
 
-/* Log bytes the next checkpoint will take, give or take: the larger of
- * the newest blob written or loaded and the map's inodes and extents
- * counted in blob bytes, a quarter more, the usage and age tables, 64 KiB.
- * Lock-free (writers call it). */
+/* Log bytes the next checkpoint will take, give or take: the newest blob
+ * written or loaded, the inodes and extents the map gained since counted
+ * in blob bytes, a sixteenth more and 64 KiB (before any blob: the map
+ * counted whole, a quarter more, the usage and age tables, 64 KiB).  A
+ * guess: br_ckpt_write refuses (-ENOSPC, nothing of the blob written) a
+ * blob that does not fit in the log's segment and the free segments
+ * beyond BR_CLEAN_META_SEGS.  Lock-free (writers call it). */
 uint64_t br_ckpt_guess(struct br_fs *fs);
 
 /* Segments that guess fills, rounded up. */

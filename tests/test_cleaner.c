@@ -702,6 +702,62 @@ static void edge_fill_and_delete(struct br_fs *fs, uint64_t ino, uint64_t off,
 }
 
 /*
+ * The room for a checkpoint is sized by a guess (br_ckpt_guess); a blob
+ * that does not fit is refused whole (-ENOSPC) before any of it is
+ * written, and BR_CLEAN_META_SEGS stay free for the records that free
+ * space.  Near the edge (cleaner off), files with 255-byte names are made
+ * (metadata goes into the reserve, and each name is in the next blob),
+ * with a checkpoint every 32: each one written leaves those segments
+ * free, the refused one wrote no more than the buffer of its cut, and
+ * once the files are deleted the checkpoint fits again.
+ */
+static void test_checkpoint_that_does_not_fit_is_refused_whole(void **state)
+{
+	struct br_store_stats s0, s1;
+	uint64_t ino, off, n = 0;
+	struct br_fs *fs = edge_fs(1, &ino, &off);
+	char name[256];
+	struct stat st;
+	int err = 0;
+
+	(void)state;
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	br_store_stats(fs->store, &s0);
+	while (n < 20000) {
+		snprintf(name, 8, "%06llu", (unsigned long long)n);
+		name[6] = 'n';
+		assert_int_equal(br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0,
+					     &cred, &st), 0);
+		br_fs_forget(fs, st.st_ino, 1);
+		if (++n % 32)
+			continue;
+		br_store_stats(fs->store, &s0);
+		err = br_ckpt_write(fs);
+		if (err)
+			break;
+		assert_true(br_seg_nfree(fs->segs) >= BR_CLEAN_META_SEGS);
+	}
+	assert_int_equal(err, -ENOSPC);
+	br_store_stats(fs->store, &s1);
+	fprintf(stderr, "refused after %llu files: %llu bytes written for it, "
+		"%llu segments free\n", (unsigned long long)n,
+		(unsigned long long)(s1.bytes - s0.bytes),
+		(unsigned long long)br_seg_nfree(fs->segs));
+	assert_true(s1.bytes - s0.bytes <= EDGE_SEG);
+	assert_true(br_seg_nfree(fs->segs) >= BR_CLEAN_META_SEGS);
+	assert_int_equal(br_store_error(fs->store), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		snprintf(name, 8, "%06llu", (unsigned long long)i);
+		name[6] = 'n';
+		assert_int_equal(br_fs_unlink(fs, ROOT, name), 0);
+	}
+	assert_int_equal(br_ckpt_write(fs), 0);
+	assert_int_equal(br_store_error(fs->store), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+}
+
+/*
  * A write is granted bytes of the room above the user reserve, not the
  * segments it starts in: on segments of one 512 KiB buffer a 1 MiB write
  * let through at one free segment above the reserve took three, and the
@@ -1457,6 +1513,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pass_leaves_room_for_the_checkpoint_it_waits_for,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_log_keeps_room_for_a_big_checkpoint,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_that_does_not_fit_is_refused_whole,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_cleaning_loses_nothing_fsynced,
 						setup, teardown),
