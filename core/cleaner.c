@@ -25,7 +25,9 @@ struct br_cleaner {
 	struct br_seg_cand *cand;	/* nseg entries */
 	struct scored *vict;		/* nseg entries */
 	uint64_t *lastgen;		/* nseg: gen when last a victim */
-	uint64_t low, high;		/* thresholds, free segments */
+	unsigned low_pct;		/* br_cleaner_start's (0: the default,
+					 * thresholds()) */
+	bool started;			/* the thread runs */
 	uint64_t now;			/* the log's newest seq at the last
 					 * pick (the head's wrote) */
 
@@ -808,11 +810,49 @@ void br_cleaner_wait(struct br_fs *fs)
 	}
 }
 
+/*
+ * The thread's thresholds, free segments: it cleans while fewer than
+ * *low are free, until *high are.  A percentage given at start is of the
+ * log's segments.  The default follows the user reserve, which grows with
+ * the checkpoint's size (fs_user_reserve): BR_CLEAN_LOW_ABOVE above it,
+ * at most BR_CLEAN_LOW_PCT of the log but always above it (a 63-segment
+ * log whose reserve a 6 MB blob made 9 had the thread wait for fewer
+ * free segments than writers stop at).  At a fixed 6 the thread kept a
+ * segment more free once a tighter checkpoint guess took one off the
+ * reserve, and WA stayed where it was (90 % uniform: reserve 3.9 -> 3.0,
+ * free 5.9 -> 5.7, WA 6.38).
+ */
+static void thresholds(struct br_fs *fs, uint64_t *low, uint64_t *high)
+{
+	struct br_cleaner *c = fs->cleaner;
+	uint64_t log_segs = fs->segs->nseg - 1, lo, cap, res;
+
+	if (c->low_pct) {
+		lo = log_segs * c->low_pct / 100;
+	} else {
+		res = fs_user_reserve(fs);
+		lo = res + BR_CLEAN_LOW_ABOVE;
+		cap = log_segs * BR_CLEAN_LOW_PCT / 100;
+		if (cap <= res)	/* never below where writers stop */
+			cap = res + 1;
+		if (lo > cap)
+			lo = cap;
+	}
+	if (lo < BR_SEG_RESERVE + 2)
+		lo = BR_SEG_RESERVE + 2;
+	*low = lo;
+	*high = lo + lo / 4 + 1;
+}
+
 int br_cleaner_wanted(struct br_fs *fs)
 {
-	/* low is set before the thread starts and never changes; 0 (no
-	 * thread) never asks */
-	return fs->cleaner && br_seg_nfree(fs->segs) < fs->cleaner->low;
+	uint64_t low, high;
+
+	if (!fs->cleaner || !fs->cleaner->started)	/* set before the
+							 * thread, then fixed */
+		return 0;
+	thresholds(fs, &low, &high);
+	return br_seg_nfree(fs->segs) < low;
 }
 
 void br_cleaner_kick(struct br_fs *fs)
@@ -839,18 +879,19 @@ static void *clean_thread(void *arg)
 
 	pthread_mutex_lock(&c->w.lock);
 	while (!c->w.stop) {
-		uint64_t nfree = br_seg_nfree(fs->segs);
-		uint64_t span = c->high - BR_SEG_RESERVE;
-		uint64_t lack;
+		uint64_t nfree = br_seg_nfree(fs->segs), low, high;
+		uint64_t span, lack;
 		int r;
 
-		if (nfree >= c->high || (!active && nfree >= c->low)) {
+		thresholds(fs, &low, &high);
+		span = high - BR_SEG_RESERVE;
+		if (nfree >= high || (!active && nfree >= low)) {
 			active = false;
 			br_worker_wait(&c->w, 100);
 			continue;
 		}
 		active = true;
-		lack = c->high > nfree ? c->high - nfree : 0;
+		lack = high > nfree ? high - nfree : 0;
 		if (lack > span)
 			lack = span;
 		pthread_mutex_unlock(&c->w.lock);
@@ -926,24 +967,16 @@ void br_cleaner_free(struct br_fs *fs)
 int br_cleaner_start(struct br_fs *fs, unsigned low_pct)
 {
 	struct br_cleaner *c = fs->cleaner;
-	uint64_t log_segs = fs->segs->nseg - 1, low;
+	int err;
 
 	if (!c)
 		return 0;
 	if (low_pct > 90)
 		return -EINVAL;
-	if (low_pct) {
-		low = log_segs * low_pct / 100;
-	} else {
-		low = log_segs * BR_CLEAN_LOW_PCT / 100;
-		if (low > BR_CLEAN_LOW_SEGS)
-			low = BR_CLEAN_LOW_SEGS;
-	}
-	if (low < BR_SEG_RESERVE + 2)
-		low = BR_SEG_RESERVE + 2;
-	c->low = low;
-	c->high = low + low / 4 + 1;
-	return br_worker_start(&c->w, clean_thread, fs);
+	c->low_pct = low_pct;
+	err = br_worker_start(&c->w, clean_thread, fs);
+	c->started = !err;
+	return err;
 }
 
 void br_cleaner_stop(struct br_fs *fs)
@@ -955,6 +988,7 @@ void br_cleaner_stop(struct br_fs *fs)
 void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st)
 {
 	struct br_cleaner *c = fs->cleaner;
+	uint64_t high;
 
 	memset(st, 0, sizeof(*st));
 	if (!c)
@@ -977,5 +1011,6 @@ void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st)
 	st->heads = atomic_load_explicit(&c->heads, memory_order_relaxed);
 	st->recleaned = atomic_load_explicit(&c->recleaned,
 					     memory_order_relaxed);
-	st->low = c->low;
+	if (c->started)
+		thresholds(fs, &st->low, &high);
 }

@@ -89,7 +89,8 @@
  * room the cleaner needs to finish.
  *
  * Triggers: a background thread (br_cleaner_start) cleans while fewer than
- * `low` segments are free, until low + low/4 + 1 are, each pass sized to
+ * `low` segments are free (by default BR_CLEAN_LOW_ABOVE above the user
+ * reserve), until low + low/4 + 1 are, each pass sized to
  * get there, without sleeping between passes as free space nears
  * BR_SEG_RESERVE.
  * With the cleaner on, users leave the user reserve free
@@ -161,14 +162,16 @@ struct br_fs;
  * Sprite's score (1.22, 1.42), 0.25 hot/cold at 90 % (3.37). */
 #define BR_CLEAN_RATE_EXP 0.35
 
-/* Default threshold: the smaller of this share of the log and
- * BR_CLEAN_LOW_SEGS segments (but at least BR_SEG_RESERVE + 2); the
- * thread cleans until low + low/4 + 1 are free.  Every segment kept free
- * is slack the used segments do not hold as dead space, so victims are
- * fuller: at 90 % full (254 segments of 1 MiB, 4 KiB random overwrites)
- * low 8 gave WA 11.0 (uniform) / 5.5 (hot/cold), low 6 9.2 / 4.4. */
+/* Default threshold: BR_CLEAN_LOW_ABOVE segments above the user reserve
+ * (fs_user_reserve, which follows the checkpoint's size), at most this
+ * share of the log unless that is not above the reserve (and at least
+ * BR_SEG_RESERVE + 2); the thread cleans
+ * until low + low/4 + 1 are free.  Every segment kept free is slack the
+ * used segments do not hold as dead space, so victims are fuller: at
+ * 90 % full (254 segments of 1 MiB, 4 KiB random overwrites) low 8 gave
+ * WA 11.0 (uniform) / 5.5 (hot/cold), low 6 9.2 / 4.4. */
 #define BR_CLEAN_LOW_PCT 15u
-#define BR_CLEAN_LOW_SEGS 6u
+#define BR_CLEAN_LOW_ABOVE 2u
 
 /* Writers clean themselves (br_cleaner_run) once no more than this many
  * segments beyond BR_SEG_RESERVE are free: the background thread is not
@@ -204,7 +207,8 @@ struct br_cleaner_stats {
 	uint64_t no_progress;	/* passes that found nothing worth doing */
 	uint64_t reused_victims;	/* victims handed out again while their
 				 * pass walked them (rest skipped) */
-	uint64_t low;		/* the threshold, segments */
+	uint64_t low;		/* the thread's threshold now, segments
+				 * (0: no thread) */
 };
 
 /* Allocate the cleaner state (at open, before the store starts).  0 or

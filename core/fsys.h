@@ -63,8 +63,8 @@ struct br_fs_options {
 	bool no_discard;
 	/* Cleaner threshold (core/cleaner.h): the background cleaner works
 	 * while fewer than this percentage of the log's segments are free,
-	 * 1..90 (tests; the daemon has no option for it); 0 = the smaller
-	 * of BR_CLEAN_LOW_PCT and BR_CLEAN_LOW_SEGS segments. */
+	 * 1..90 (tests; the daemon has no option for it); 0 = the default,
+	 * BR_CLEAN_LOW_ABOVE segments above the user reserve. */
 	unsigned clean_low;
 	/* Run the cleaner at all (core/cleaner.h; the daemon sets it unless
 	 * mounted with -o cleaner=off).  Off: partly dead segments are not

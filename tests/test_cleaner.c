@@ -565,7 +565,8 @@ static void test_full_log_never_wedges_without_the_cleaner(void **state)
  * next one, so the user reserve must hold it (fs_user_reserve), or
  * deleting everything leaves the log full.  40 000 empty files make a
  * blob of several segments; one file fills the rest to ENOSPC after a
- * checkpoint; deleting it must give the space back.
+ * checkpoint; deleting it must give the space back.  The background
+ * thread's threshold follows the reserve up.
  */
 static void test_full_log_keeps_room_for_a_big_checkpoint(void **state)
 {
@@ -573,10 +574,11 @@ static void test_full_log_keeps_room_for_a_big_checkpoint(void **state)
 				   .ckpt_bytes = UINT64_MAX,
 				   .ckpt_secs = UINT32_MAX, .cleaner = true };
 	uint8_t *buf = malloc(1u << 20);
+	struct br_cleaner_stats cs;
 	struct br_ckpt_stats ck;
 	struct br_fs *fs = NULL;
 	char why[256] = "", name[32];
-	uint64_t big, off = 0, seg, room;
+	uint64_t big, off = 0, seg, room, low0;
 	struct stat st;
 	ssize_t w = 0;
 
@@ -586,6 +588,10 @@ static void test_full_log_keeps_room_for_a_big_checkpoint(void **state)
 					NULL, 0), 0);
 	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
 	seg = fs->segs->seg_size;
+	/* the thread's threshold follows the reserve */
+	br_cleaner_stats(fs, &cs);
+	low0 = cs.low;
+	assert_int_equal(low0, fs_user_reserve(fs) + BR_CLEAN_LOW_ABOVE);
 	for (int i = 0; i < 40000; i++) {
 		snprintf(name, sizeof(name), "small-file-%06d", i);
 		assert_int_equal(br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0,
@@ -601,6 +607,11 @@ static void test_full_log_keeps_room_for_a_big_checkpoint(void **state)
 	assert_true(ck.last_blob_bytes > BR_SEG_RESERVE * seg);
 	assert_true(fs_user_reserve(fs) * seg >
 		    ck.last_blob_bytes + BR_SEG_CLEAN_ROOM * seg);
+	br_cleaner_stats(fs, &cs);
+	fprintf(stderr, "thread threshold %llu -> %llu segments\n",
+		(unsigned long long)low0, (unsigned long long)cs.low);
+	assert_true(cs.low > fs_user_reserve(fs));
+	assert_true(cs.low > low0);
 	assert_int_equal(br_fs_mknod(fs, ROOT, "big", S_IFREG | 0644, 0,
 				     &cred, &st), 0);
 	big = st.st_ino;
