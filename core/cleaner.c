@@ -104,6 +104,14 @@ static int by_score(const void *a, const void *b)
 	return x->seg < y->seg ? -1 : x->seg > y->seg;
 }
 
+/* What is left of the open head (0: none). */
+static uint64_t head_room(struct br_fs *fs, struct br_cleaner *c)
+{
+	uint64_t seg = fs->segs->seg_size;
+
+	return c->head ? seg - (c->hoff < seg ? c->hoff : seg) : 0;
+}
+
 /* Bytes of log that moving `live` bytes takes: data record headers in
  * the head and RELOCS entries in the log (24 and at most 40 bytes per
  * piece of >= 4 KiB in the worst case that matters) and buffer tails. */
@@ -136,10 +144,12 @@ static double victim_score(uint64_t live, uint64_t seg, uint64_t now,
  * segments with nothing newer than the newest durable checkpoint's roll
  * point are taken (the others would not be free after the pass);
  * when no pass is worth it, *blocked says whether a checkpoint would
- * make another segment a victim.
+ * make another segment a victim.  bg: the background thread's pass,
+ * which above the writers' edge takes no more segments than leave
+ * writers one beyond what the pass holds (pass: `held`).
  */
 static size_t pick(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
-		   uint64_t *cost, bool *blocked)
+		   bool bg, uint64_t *cost, bool *blocked)
 {
 	struct br_segtab *t = fs->segs;
 	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
@@ -205,7 +215,23 @@ again:
 	budget = nfree > keep ? (nfree - keep) * seg : 0;
 	budget = budget > granted ? budget - granted : 0;
 	if (c->head)	/* what is left of the head takes moves first */
-		budget += seg - (c->hoff < seg ? c->hoff : seg);
+		budget += head_room(fs, c);
+	/* The thread's pass, above the writers' edge: what it holds is
+	 * kept from writers until it ends, so a pass that held the room
+	 * above the reserve had every write wait for it (90 % of 1 GiB,
+	 * 4 KiB overwrites: half the writers' time in 25 ms stalls).  It
+	 * leaves them a segment (held counts one for its records); a
+	 * smaller pass is worth its flushes, and nearer the edge the
+	 * thread runs whole ones (clean_thread). */
+	if (bg && nfree > fs_user_reserve(fs) + BR_CLEAN_SYNC_SEGS) {
+		uint64_t res = fs_user_reserve(fs), cap;
+
+		cap = nfree > res + 2 ? (nfree - res - 2) * seg : 0;
+		cap = cap > granted ? cap - granted : 0;
+		cap += head_room(fs, c);
+		if (budget > cap)
+			budget = cap;
+	}
 	used = 0;
 	for (size_t i = 0; i < nv; i++) {
 		uint64_t m = move_cost(c->vict[i].live);
@@ -664,17 +690,22 @@ static int clean_ckpt(struct br_fs *fs, struct br_cleaner *c)
 /*
  * One pass (run_lock held): pick, move, relocate, sync.  Returns the
  * number of victims cleaned (> 0), 0 if nothing was worth doing, or
- * -errno.
+ * -errno.  bg: the thread's, kept to writers' room (pick); when that
+ * finds nothing it returns 0 at once (no checkpoint, no sync), and the
+ * thread may run an unbounded one.
  */
-static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want)
+static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
+		bool bg)
 {
 	struct br_seg_space sp;
-	uint64_t cost = 0, moved = 0, seg = fs->segs->seg_size;
+	uint64_t cost = 0, moved = 0, seg = fs->segs->seg_size, hr;
 	bool blocked = false;
 	size_t nv;
 	int err = 0, serr;
 
-	nv = pick(fs, c, want, &cost, &blocked);
+	nv = pick(fs, c, want, bg, &cost, &blocked);
+	if (!nv && bg)
+		return 0;	/* the cap: the caller may try without it */
 	if (!nv && blocked &&
 	    br_seg_nfree(fs->segs) > br_ckpt_segs(fs) + BR_CLEAN_META_SEGS) {
 		/* the victims worth taking hold records newer than the
@@ -689,7 +720,7 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want)
 		err = clean_ckpt(fs, c);
 		if (err)
 			return err;
-		nv = pick(fs, c, want, &cost, &blocked);
+		nv = pick(fs, c, want, bg, &cost, &blocked);
 	}
 	if (!nv) {
 		/* empty segments wait for the records that emptied them to
@@ -704,7 +735,11 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want)
 		}
 		return err ? err : 0;
 	}
-	atomic_store_explicit(&c->held, (cost + seg - 1) / seg + 1,
+	/* the segments its moves take beyond what is left of the head, and
+	 * one for its records */
+	hr = head_room(fs, c);
+	atomic_store_explicit(&c->held,
+			      (cost > hr ? (cost - hr + seg - 1) / seg : 0) + 1,
 			      memory_order_relaxed);
 	for (size_t i = 0; i < nv; i++) {
 		/* picked again in the same use: an earlier pass left it */
@@ -779,7 +814,7 @@ int br_cleaner_run(struct br_fs *fs, unsigned nsegs)
 			      -ENOSPC;
 			break;
 		}
-		r = pass(fs, c, need + 1 - br_seg_nfree(fs->segs));
+		r = pass(fs, c, need + 1 - br_seg_nfree(fs->segs), false);
 		if (r > 0)
 			atomic_fetch_add_explicit(&c->sync_runs, 1,
 						  memory_order_relaxed);
@@ -865,11 +900,15 @@ void br_cleaner_kick(struct br_fs *fs)
 
 /*
  * Clean while free < low, until free >= high.  Each pass is sized to gain
- * what free lacks of high, no more (pick): every segment cleaned early
+ * what free lacks of high, no more (pick), and to leave writers room
+ * (pick's bg; when nothing fits in it and free is below low, a whole
+ * pass): every segment cleaned early
  * is dead space the others do not get to gather, and batches of
  * nseg/4 victims kept ~24 of 254 segments free at 50 % full, where
- * high is 8.  Urgency grows as free space nears the reserve: the pause
- * between passes shrinks from 20 ms to none.
+ * high is 8.  Between low and high the pause between passes shrinks
+ * from 20 ms to none as free space nears the reserve; below low there
+ * is none (a pause there let free space fall to the writers' edge, and
+ * writers waited for passes).
  */
 static void *clean_thread(void *arg)
 {
@@ -896,7 +935,9 @@ static void *clean_thread(void *arg)
 			lack = span;
 		pthread_mutex_unlock(&c->w.lock);
 		pthread_mutex_lock(&c->run_lock);
-		r = pass(fs, c, lack);
+		r = pass(fs, c, lack, true);
+		if (r == 0 && br_seg_nfree(fs->segs) < low)
+			r = pass(fs, c, lack, false);
 		pthread_mutex_unlock(&c->run_lock);
 		pthread_mutex_lock(&c->w.lock);
 		if (c->w.stop)
@@ -904,7 +945,7 @@ static void *clean_thread(void *arg)
 		if (r <= 0) {	/* nothing to do or an error: do not spin */
 			active = false;
 			br_worker_wait(&c->w, 100);
-		} else if (2 * lack < span) {
+		} else if (2 * lack < span && br_seg_nfree(fs->segs) >= low) {
 			br_worker_wait(&c->w, (unsigned)(20 - 40 * lack / span));
 		}
 	}

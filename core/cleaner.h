@@ -91,8 +91,8 @@
  * Triggers: a background thread (br_cleaner_start) cleans while fewer than
  * `low` segments are free (by default BR_CLEAN_LOW_ABOVE above the user
  * reserve), until low + low/4 + 1 are, each pass sized to
- * get there, without sleeping between passes as free space nears
- * BR_SEG_RESERVE.
+ * get there and, above the writers' edge, to leave writers a segment
+ * beyond what it holds, without sleeping between passes below low.
  * With the cleaner on, users leave the user reserve free
  * (fs_user_reserve: BR_SEG_RESERVE, room for the next checkpoint beyond
  * one segment, and BR_SEG_CLEAN_ROOM; core/fsys.c space_check).  A user
@@ -169,18 +169,26 @@ struct br_fs;
  * until low + low/4 + 1 are free.  Every segment kept free is slack the
  * used segments do not hold as dead space, so victims are fuller: at
  * 90 % full (254 segments of 1 MiB, 4 KiB random overwrites) low 8 gave
- * WA 11.0 (uniform) / 5.5 (hot/cold), low 6 9.2 / 4.4. */
+ * WA 11.0 (uniform) / 5.5 (hot/cold), low 6 9.2 / 4.4.  But the thread
+ * must start clear of the writers' edge (BR_CLEAN_SYNC_SEGS) with room
+ * for passes that leave writers a segment (cleaner.c, pick): wa-bench at
+ * 90 % uniform, 2 above a reserve of 3 (writers' edge at 2): WA 6.25,
+ * 8.4-9.6k IOPS under cleaning, half the writers' time in 25 ms waits
+ * for passes; 3 (edge at 1): 6.29, 9.3k; 4: 6.45, 11.6k (0.61 of the
+ * empty filesystem, p99.9 latency 25 -> 10 ms). */
 #define BR_CLEAN_LOW_PCT 15u
-#define BR_CLEAN_LOW_ABOVE 2u
+#define BR_CLEAN_LOW_ABOVE 4u
 
 /* Writers clean themselves (br_cleaner_run) once no more than this many
- * segments beyond BR_SEG_RESERVE are free: the background thread is not
+ * segments beyond the user reserve are free: the background thread is not
  * keeping up.  Small on purpose: every segment kept empty is space the
  * used segments cannot hold dead data in, which raises the utilisation of
  * every victim (4 here made victims 92 % live at 70 % fill on a 31-segment
- * log, WA 30; 2 gives 78 %).  A pass still needs room for what it moves
- * and its RELOC records before its victims are free. */
-#define BR_CLEAN_SYNC_SEGS 2u
+ * log, WA 30; 2 gives 78 %), and a writer that reaches it waits for the
+ * thread's pass (at 2, with the thread starting at 2 too, writers ran a
+ * quarter of the passes and waited 13 s of 40).  A pass still needs room
+ * for what it moves and its RELOC records before its victims are free. */
+#define BR_CLEAN_SYNC_SEGS 1u
 
 /* Free segments a pass leaves for other metadata records (unlink,
  * truncate) beyond the log's current and next segment: a pass's own
