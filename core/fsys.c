@@ -534,9 +534,12 @@ int br_fs_close(struct br_fs *fs)
 		}
 	}
 	/* A clean unmount leaves a checkpoint: the next mount replays
-	 * nothing but its own records. */
+	 * nothing but its own records.  One with no room (a full log,
+	 * br_ckpt_write) loses nothing: the next mount replays the log. */
 	if (!br_store_error(fs->store) && br_ckpt_needed(fs))
 		cerr = br_ckpt_write(fs);
+	if (cerr == -ENOSPC)
+		cerr = 0;
 	err = br_store_close(fs->store);
 	br_seg_set_store(fs->segs, NULL);
 	fs_free(fs);
