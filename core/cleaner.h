@@ -113,22 +113,28 @@
  * Measured (tests/bench/wa-bench.sh: 1 GiB, 510 segments of 2 MiB, 4 KiB
  * random overwrites drawn independently, three times the log; Sprite's
  * cost-benefit simulated on the same geometry in brackets): WA uniform /
- * hot-cold 1.26 / 1.18 at 50 % (1.25 / 1.21), 1.93 / 1.36 at 70 %
- * (1.93 / 1.40), 6.39 / 3.45 at 90 % (5.98 / 3.24).  WA = (log bytes
- * per user byte) / (1 - victim utilisation): what the log writes
+ * hot-cold 1.26 / 1.18 at 50 % (1.25 / 1.21), 1.94 / 1.37 at 70 %
+ * (1.93 / 1.40), 6.42 / 3.53 at 90 % (5.98 / 3.24); under cleaning at
+ * 90 % uniform 0.52-0.63 of the IOPS of an empty filesystem.  WA = (log
+ * bytes per user byte) / (1 - victim utilisation): what the log writes
  * besides user data is multiplied by ~7 at 90 %, so moves are logged
  * packed (BR_REC_RELOCS, ~10 bytes a piece; 48-byte RELOC records cost
  * 0.6 of WA there), and so are the copies (BR_REC_DATA_VEC: a data
  * record per piece held ~3 segments in headers, 6.65 / 3.53 at 90 %).
  * The rest of the gap at 90 % is the space held out of the cleaner's
  * reach, which the model does not have (wa-bench's samples at 90 %
- * uniform: 5.9 segments free, of them 3.9 the user reserve, with room
- * for the next checkpoint; 3 open, where the model has 2 heads and 2-3
- * free; 0.9 dead waiting for durability), the checkpoint in the log,
- * and the user records' headers.  In the model each held segment costs 2-3 % of
- * WA at 90 %; the thread cleaning from reserve + 2 to reserve + 3
- * instead of 6 to 8 gave 6.76 / 3.48 but cut throughput under cleaning
- * to 0.41, so it was not kept.  Extents are packed in the checkpoint,
+ * uniform: 6.4 segments free, of them 3.0 the user reserve; 3 open,
+ * where the model has 2 heads and 2-3 free; 0.4 dead waiting for
+ * durability), the checkpoint in the log, and the user records'
+ * headers.  In the model each held segment costs ~2 % of WA at 90 %.
+ * The room for the next checkpoint was the map counted whole, a quarter
+ * more (two segments for a one-segment blob); as the last blob and what
+ * the map gained since it took 6.39 / 3.45 to 6.25 / 3.44, with the
+ * thread's threshold following the reserve down.  Keeping writers out
+ * of the thread's passes (BR_CLEAN_LOW_ABOVE 4, BR_CLEAN_SYNC_SEGS 1,
+ * pick's bg) then cost ~1.5 segments free and 2.5 % of WA at 90 % for
+ * 0.48-0.50 -> 0.52-0.63 of the empty filesystem's IOPS.  Extents are
+ * packed in the checkpoint,
  * ~8 bytes each: at 24 a file fragmented by 4 KiB overwrites made a
  * 5.7 MB blob, held twice (in the log and as room in the reserve), and
  * 90 % was 8.53 / 3.81.  What the session before last's 6.35 at 90 %
