@@ -914,6 +914,28 @@ static void min_free_hook(struct br_fs *fs, size_t moved)
 	first_pass_free(fs);
 }
 
+/* A 64 MiB image of `seg` segments, open with the cleaner on and its
+ * thread stopped (passes run only where a test runs them), no periodic
+ * checkpoint, and an empty file "a" (*a). */
+static struct br_fs *stopped_fs(uint64_t seg, uint64_t *a)
+{
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
+				   .ckpt_bytes = UINT64_MAX,
+				   .ckpt_secs = UINT32_MAX, .cleaner = true };
+	struct br_fs *fs = NULL;
+	char why[256] = "";
+	struct stat st;
+
+	assert_int_equal(br_format_file(img, 64ull << 20, seg, BUF_SIZE,
+					NULL, 0), 0);
+	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
+	br_cleaner_stop(fs);
+	assert_int_equal(br_fs_mknod(fs, ROOT, "a", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	*a = st.st_ino;
+	return fs;
+}
+
 /* the background thread's passes: the lowest free less held less the
  * user reserve (writers' room, in segments) seen while one moves */
 static pthread_t test_main;
@@ -948,26 +970,15 @@ static void bg_room_hook(struct br_fs *fs, size_t moved)
 static void test_thread_passes_leave_writers_room(void **state)
 {
 	const uint64_t chunk = 128u << 10, asz = 12u << 20;
-	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
-				   .ckpt_bytes = UINT64_MAX,
-				   .ckpt_secs = UINT32_MAX, .cleaner = true };
 	uint8_t *buf = malloc(chunk);
 	struct br_cleaner_stats cs;
-	struct br_fs *fs = NULL;
-	char why[256] = "";
 	uint64_t a, b, boff = 0, res, low, start;
+	struct br_fs *fs = stopped_fs(SEG_SIZE, &a);
 	struct stat st;
 
 	(void)state;
 	assert_non_null(buf);
 	memset(buf, 0x3c, chunk);
-	assert_int_equal(br_format_file(img, 64ull << 20, SEG_SIZE, BUF_SIZE,
-					NULL, 0), 0);
-	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
-	br_cleaner_stop(fs);
-	assert_int_equal(br_fs_mknod(fs, ROOT, "a", S_IFREG | 0644, 0, &cred,
-				     &st), 0);
-	a = st.st_ino;
 	for (uint64_t off = 0; off < asz; off += chunk)
 		assert_int_equal(br_fs_write(fs, a, buf, chunk, off), chunk);
 	assert_int_equal(br_fs_fsync(fs, a, true), 0);
@@ -1038,27 +1049,16 @@ static void test_thread_passes_leave_writers_room(void **state)
 static void test_pass_leaves_room_for_the_checkpoint_it_waits_for(void **state)
 {
 	const uint64_t seg = 512u << 10, chunk = 1u << 20, bsz = 4u << 20;
-	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
-				   .ckpt_bytes = UINT64_MAX,
-				   .ckpt_secs = UINT32_MAX, .cleaner = true };
 	uint8_t *buf = malloc(chunk);
 	struct br_cleaner_stats cs;
-	struct br_fs *fs = NULL;
-	char why[256] = "";
 	uint64_t a, b, asz = 0, nfree, keep, res, ck, heads0;
+	struct br_fs *fs = stopped_fs(seg, &a);
 	struct stat st;
 
 	(void)state;
 	assert_non_null(buf);
 	memset(buf, 0x77, chunk);
-	assert_int_equal(br_format_file(img, 64ull << 20, seg, BUF_SIZE,
-					NULL, 0), 0);
-	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
-	br_cleaner_stop(fs);
 	res = fs_user_reserve(fs);
-	assert_int_equal(br_fs_mknod(fs, ROOT, "a", S_IFREG | 0644, 0, &cred,
-				     &st), 0);
-	a = st.st_ino;
 	/* A until B, the checkpoint and the punch records leave 8 free:
 	 * clear of the writers' edge (res + BR_CLEAN_SYNC_SEGS), where
 	 * writes run passes of their own */
