@@ -154,7 +154,7 @@ static size_t pick(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 	struct br_segtab *t = fs->segs;
 	uint64_t seg = t->seg_size, now, nfree, budget, used, roll;
 	uint64_t vmax = BR_SEG_VICTIM_MAX(seg), blocked_gain = 0, ck;
-	uint64_t gain_min, granted, keep;
+	uint64_t gain_min, granted, keep, res;
 	size_t n, nv, nvict;
 	size_t nblocked;
 	bool full = false, edge;
@@ -182,7 +182,8 @@ again:
 		nv++;
 	}
 	nfree = br_seg_nfree(t);
-	edge = nfree <= fs_user_reserve(fs) + BR_CLEAN_SYNC_SEGS;
+	res = fs_user_reserve(fs);
+	edge = nfree <= res + BR_CLEAN_SYNC_SEGS;
 	/* A checkpoint would make the blocked candidates victims: worth it
 	 * only when what they would give back pays for it (its log bytes
 	 * and a segment's worth of moving); at the writers' edge as soon as
@@ -214,8 +215,7 @@ again:
 	granted = fs_granted(fs);
 	budget = nfree > keep ? (nfree - keep) * seg : 0;
 	budget = budget > granted ? budget - granted : 0;
-	if (c->head)	/* what is left of the head takes moves first */
-		budget += head_room(fs, c);
+	budget += head_room(fs, c);	/* it takes moves first */
 	/* The thread's pass, above the writers' edge: what it holds is
 	 * kept from writers until it ends, so a pass that held the room
 	 * above the reserve had every write wait for it (90 % of 1 GiB,
@@ -223,10 +223,9 @@ again:
 	 * leaves them a segment (held counts one for its records); a
 	 * smaller pass is worth its flushes, and nearer the edge the
 	 * thread runs whole ones (clean_thread). */
-	if (bg && nfree > fs_user_reserve(fs) + BR_CLEAN_SYNC_SEGS) {
-		uint64_t res = fs_user_reserve(fs), cap;
+	if (bg && !edge) {
+		uint64_t cap = nfree > res + 2 ? (nfree - res - 2) * seg : 0;
 
-		cap = nfree > res + 2 ? (nfree - res - 2) * seg : 0;
 		cap = cap > granted ? cap - granted : 0;
 		cap += head_room(fs, c);
 		if (budget > cap)
@@ -404,7 +403,7 @@ static void head_taken(struct br_cleaner *c)
 /* Room the gathered buffer may grow to (header included). */
 static uint64_t head_cap(struct br_fs *fs, struct br_cleaner *c)
 {
-	uint64_t room = c->head ? fs->segs->seg_size - c->hoff : 0;
+	uint64_t room = head_room(fs, c);
 
 	return room < c->obuf_size ? room : c->obuf_size;
 }

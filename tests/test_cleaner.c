@@ -714,6 +714,15 @@ static void edge_fill_and_delete(struct br_fs *fs, uint64_t ino, uint64_t off,
 	assert_int_equal(br_fs_close(fs), 0);
 }
 
+/* The 255-byte name of file i: its number, then 'n's. */
+static void long_name(char name[256], uint64_t i)
+{
+	memset(name, 'n', 255);
+	name[255] = 0;
+	snprintf(name, 8, "%06llu", (unsigned long long)i);
+	name[6] = 'n';
+}
+
 /*
  * The room for a checkpoint is sized by a guess (br_ckpt_guess); a blob
  * that does not fit is refused whole (-ENOSPC) before any of it is
@@ -739,12 +748,8 @@ static void test_checkpoint_that_does_not_fit_is_refused_whole(void **state)
 	int err = 0;
 
 	(void)state;
-	memset(name, 'n', sizeof(name) - 1);
-	name[sizeof(name) - 1] = 0;
-	br_store_stats(fs->store, &s0);
 	while (n < 20000) {
-		snprintf(name, 8, "%06llu", (unsigned long long)n);
-		name[6] = 'n';
+		long_name(name, n);
 		assert_int_equal(br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0,
 					     &cred, &st), 0);
 		br_fs_forget(fs, st.st_ino, 1);
@@ -771,14 +776,12 @@ static void test_checkpoint_that_does_not_fit_is_refused_whole(void **state)
 	assert_int_equal(br_fs_close(fs), 0);
 	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
 	for (uint64_t i = 0; i < n; i++) {
-		snprintf(name, 8, "%06llu", (unsigned long long)i);
-		name[6] = 'n';
+		long_name(name, i);
 		assert_int_equal(br_fs_lookup(fs, ROOT, name, &st), 0);
 		br_fs_forget(fs, st.st_ino, 1);
 	}
 	for (uint64_t i = 0; i < n; i++) {
-		snprintf(name, 8, "%06llu", (unsigned long long)i);
-		name[6] = 'n';
+		long_name(name, i);
 		assert_int_equal(br_fs_unlink(fs, ROOT, name), 0);
 	}
 	assert_int_equal(br_ckpt_write(fs), 0);
