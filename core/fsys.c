@@ -214,6 +214,9 @@ static int check_record(struct br_fs *fs, const void *rec, uint32_t len)
 	return err == BR_ERR_CORRUPT ? -EIO : err;
 }
 
+static int meta_room(struct br_fs *fs, uint32_t len, uint64_t *got);
+static void ungrant(struct br_fs *fs, uint64_t n);
+
 static void rec_init(struct br_rec_header *h, uint16_t type, uint32_t len,
 		     uint64_t ino)
 {
@@ -633,7 +636,7 @@ static int create(struct br_fs *fs, uint64_t parent, const char *name,
 	struct br_rec_create *rec;
 	struct br_inode tmp = { 0 }, *d;
 	uint32_t len;
-	uint64_t ino;
+	uint64_t ino, got;
 	int err;
 
 	err = check_name(name);
@@ -644,9 +647,14 @@ static int create(struct br_fs *fs, uint64_t parent, const char *name,
 	if (tl >= 4096)
 		return -ENAMETOOLONG;
 	len = (uint32_t)(sizeof(*rec) + nl + tl);
+	err = meta_room(fs, len, &got);
+	if (err)
+		return err;
 	rec = calloc(1, len);
-	if (!rec)
+	if (!rec) {
+		ungrant(fs, got);
 		return -ENOMEM;
+	}
 	pthread_mutex_lock(&fs->ns_lock);
 	rdlock(fs);
 	err = get_dir(fs, parent, &d);
@@ -685,6 +693,7 @@ static int create(struct br_fs *fs, uint64_t parent, const char *name,
 		entry_out(fs, ino, st);
 out:
 	pthread_mutex_unlock(&fs->ns_lock);
+	ungrant(fs, got);
 	free(rec);
 	return err;
 }
@@ -752,12 +761,18 @@ int br_fs_link(struct br_fs *fs, uint64_t ino, uint64_t newparent,
 	struct br_rec_link *rec;
 	struct br_inode *d, *in;
 	int err = check_name(newname);
+	uint64_t got;
 
 	if (err)
 		return err;
+	err = meta_room(fs, len, &got);
+	if (err)
+		return err;
 	rec = calloc(1, len);
-	if (!rec)
+	if (!rec) {
+		ungrant(fs, got);
 		return -ENOMEM;
+	}
 	pthread_mutex_lock(&fs->ns_lock);
 	rdlock(fs);
 	in = find(fs, ino);
@@ -784,6 +799,7 @@ int br_fs_link(struct br_fs *fs, uint64_t ino, uint64_t newparent,
 	if (!err)
 		entry_out(fs, ino, st);
 	pthread_mutex_unlock(&fs->ns_lock);
+	ungrant(fs, got);
 	free(rec);
 	return err;
 }
@@ -874,7 +890,8 @@ int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 	struct br_rec_rename *rec;
 	struct br_inode *op, *np, *in = NULL, *victim = NULL;
 	struct br_dirent *ode = NULL, *nde = NULL;
-	int err;
+	uint64_t got;
+	int err, room;
 
 	if ((flags & ~(BR_FS_RENAME_NOREPLACE | BR_FS_RENAME_EXCHANGE)) ||
 	    flags == (BR_FS_RENAME_NOREPLACE | BR_FS_RENAME_EXCHANGE))
@@ -886,9 +903,14 @@ int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 		err = check_name(newname);
 	if (err)
 		return err;
+	/* without room, only a rename that removes a name (its target's)
+	 * may use the reserve, as an unlink would */
+	room = meta_room(fs, len, &got);
 	rec = calloc(1, len);
-	if (!rec)
+	if (!rec) {
+		ungrant(fs, got);
 		return -ENOMEM;
+	}
 	pthread_mutex_lock(&fs->ns_lock);
 	rdlock(fs);
 	err = get_dir(fs, parent, &op);
@@ -926,6 +948,8 @@ int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 	if (!err && S_ISDIR(in->mode) && op != np && !victim &&
 	    np->nlink >= MAX_LINKS)
 		err = -EMLINK;
+	if (!err && room && (!victim || (flags & BR_FS_RENAME_EXCHANGE)))
+		err = room;
 	if (!err) {
 		rec_init(&rec->h, BR_REC_RENAME, len, in->ino);
 		rec->old_parent = br_le64_put(parent);
@@ -942,11 +966,13 @@ int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 	if (!err)
 		err = log_record(fs, rec, len, NULL);
 	pthread_mutex_unlock(&fs->ns_lock);
+	ungrant(fs, got);
 	free(rec);
 	return err;
 noop:
 	unlock(fs);
 	pthread_mutex_unlock(&fs->ns_lock);
+	ungrant(fs, got);
 	free(rec);
 	return 0;
 }
@@ -1045,16 +1071,25 @@ int br_fs_setattr(struct br_fs *fs, uint64_t ino, const struct br_setattr *sa,
 	struct br_rec_inode rec;
 	struct br_inode *in, tmp;
 	struct timespec t = now();
-	int err;
+	uint64_t got;
+	int err, room;
 
 	err = get(fs, ino, &in);
 	if (err)
 		return err;
+	/* without room, only a truncate that does not grow the file may use
+	 * the reserve (it gives space back, or truncates an empty file as
+	 * open's O_TRUNC does) */
+	room = meta_room(fs, sizeof(rec), &got);
 	pthread_mutex_lock(il);
 	memset(&rec, 0, sizeof(rec));
 	rdlock(fs);
 	tmp = *in;
 	unlock(fs);
+	if (room && (!(sa->valid & BR_SET_SIZE) || sa->size > tmp.size)) {
+		err = room;
+		goto out;
+	}
 	if (sa->valid & BR_SET_SIZE) {
 		if (S_ISDIR(tmp.mode))
 			err = -EISDIR;
@@ -1094,6 +1129,7 @@ int br_fs_setattr(struct br_fs *fs, uint64_t ino, const struct br_setattr *sa,
 	}
 out:
 	pthread_mutex_unlock(il);
+	ungrant(fs, got);
 	unpin(fs, in);
 	return err;
 }
@@ -1439,7 +1475,8 @@ static void ungrant(struct br_fs *fs, uint64_t n)
  * on 512 KiB segments let through at one free segment above the reserve
  * took three, and with the reserve gone the cleaner had no room left to
  * move into (ENOSPC with a quarter of the log dead).  Returns the bytes
- * granted (> 0, at most size; fewer makes a short write) or -errno.
+ * granted (at least min, at most size; fewer than size makes a short
+ * write) or -errno.
  * Called with no lock held (br_ckpt_write takes them all).  Bytes copied
  * into the ring but not yet placed in a segment (the open buffer's) are
  * taken off the room too: the free segments do not count them yet.
@@ -1450,7 +1487,7 @@ static void ungrant(struct br_fs *fs, uint64_t n)
  * filesystem whose cleaner would have made room in a moment (1 GiB of
  * 1 MiB one-buffer segments, 3 of 4 runs of random overwrites).
  */
-static int64_t space_check(struct br_fs *fs, uint64_t size)
+static int64_t space_check(struct br_fs *fs, uint64_t size, uint64_t min)
 {
 	struct br_seg_space sp;
 	uint64_t res = fs_user_reserve(fs), seg = fs->segs->seg_size, got;
@@ -1505,10 +1542,30 @@ low:
 		err = br_cleaner_run(fs, (unsigned)(res - BR_SEG_RESERVE +
 				     (size + open_bytes(fs) - 1) / seg));
 	/* what there is: a short write, or ENOSPC */
-	got = grant_wait(fs, res, size, 1);
+	got = grant_wait(fs, res, size, min);
 	if (got)
 		return (int64_t)got;
 	return err ? err : -ENOSPC;
+}
+
+/*
+ * Room for a metadata record that adds to what the filesystem holds (a
+ * file, a name, an xattr, attributes): above the user reserve, as for
+ * data.  The reserve is for the records that give space back (unlink,
+ * rmdir, a rename over a name, a shrinking truncate, punch,
+ * removexattr) and the checkpoint that frees their segments: without
+ * this check, creating files on a full filesystem ate the room a delete
+ * needs (test_cleaner, test_full_filesystem_refuses_new_names).  A record
+ * is never cut short: all of len or -ENOSPC (or the error of the sync
+ * that tried to make room), *got the bytes to ungrant after logging it
+ * (0 when read-only: log_record says EROFS).  No lock held.
+ */
+static int meta_room(struct br_fs *fs, uint32_t len, uint64_t *got)
+{
+	int64_t g = fs->store ? space_check(fs, len, len) : 0;
+
+	*got = g > 0 ? (uint64_t)g : 0;
+	return g < 0 ? (int)g : 0;
 }
 
 int fs_feature_set(struct br_fs *fs, uint64_t bits)
@@ -1611,7 +1668,7 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 		err = -EINVAL;
 	if (err)
 		goto out;
-	g = space_check(fs, size);
+	g = space_check(fs, size, 1);
 	if (g < 0) {
 		err = (int)g;
 		goto out;
@@ -1917,6 +1974,7 @@ static int xattr_log(struct br_fs *fs, uint64_t ino, const char *name,
 	struct br_rec_xattr *rec;
 	struct br_inode *in;
 	struct br_xattr *x;
+	uint64_t got = 0;
 	int err;
 
 	if (nl == 0 || nl > BR_NAME_MAX)
@@ -1933,10 +1991,14 @@ static int xattr_log(struct br_fs *fs, uint64_t ino, const char *name,
 	err = get(fs, ino, &in);
 	if (err)
 		return err;
-	rec = calloc(1, len);
+	/* removing one gives space back: it may use the reserve */
+	if (set)
+		err = meta_room(fs, len, &got);
+	rec = err ? NULL : calloc(1, len);
 	if (!rec) {
+		ungrant(fs, got);
 		unpin(fs, in);
-		return -ENOMEM;
+		return err ? err : -ENOMEM;
 	}
 	pthread_mutex_lock(il);
 	rdlock(fs);
@@ -1960,6 +2022,7 @@ static int xattr_log(struct br_fs *fs, uint64_t ino, const char *name,
 		err = log_record(fs, rec, len, NULL);
 	}
 	pthread_mutex_unlock(il);
+	ungrant(fs, got);
 	unpin(fs, in);
 	free(rec);
 	return err;

@@ -114,9 +114,11 @@
 
 struct br_store;
 
-/* Segments held back from user data so that metadata records (unlink,
- * truncate, checkpoints) and the cleaner always find room: user writes get
- * -ENOSPC once no more than this many segments are free. */
+/* Segments held back from user data so that the records that give space
+ * back (unlink, truncate, checkpoints) and the cleaner always find room:
+ * user writes, and records that add to the filesystem (create, link,
+ * setxattr, chmod: core/fsys.c, meta_room), get -ENOSPC once no more than
+ * this many segments are free. */
 #define BR_SEG_RESERVE 2u
 
 /* With the cleaner on, users also leave this many segments free: the

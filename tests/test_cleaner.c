@@ -462,6 +462,11 @@ static void full_log_cycles(bool cleaner)
 		ssize_t w = 0;
 		int n = 0, err = 0;
 
+		/* made while there is room: on the full log new names get
+		 * ENOSPC as data does */
+		assert_int_equal(br_fs_mknod(fs, ROOT, "big", S_IFREG | 0644,
+					     0, &cred, &st), 0);
+		big = st.st_ino;
 		/* 512 KiB files until ENOSPC */
 		for (;;) {
 			snprintf(name, sizeof(name), "r%d.%d", round, n);
@@ -491,9 +496,6 @@ static void full_log_cycles(bool cleaner)
 			assert_int_equal(br_fs_unlink(fs, ROOT, name), 0);
 		}
 		/* one file into what that freed, until ENOSPC */
-		assert_int_equal(br_fs_mknod(fs, ROOT, "big", S_IFREG | 0644,
-					     0, &cred, &st), 0);
-		big = st.st_ino;
 		for (;;) {
 			pattern(buf, 1u << 20, off);
 			w = br_fs_write(fs, big, buf, 1u << 20, off);
@@ -507,8 +509,9 @@ static void full_log_cycles(bool cleaner)
 			(unsigned long long)(off >> 10));
 		if (cleaner)	/* half of every segment is dead */
 			assert_true(off >= 4u << 20);
-		/* truncate and unlink on the full fs */
-		truncate_to(fs, big, 4096);
+		/* truncate (to half: growing it would need room) and
+		 * unlink on the full fs */
+		truncate_to(fs, big, off / 2);
 		br_fs_forget(fs, big, 1);
 		assert_int_equal(br_fs_unlink(fs, ROOT, "big"), 0);
 		for (int i = 1; i < n; i += 2) {
@@ -714,59 +717,50 @@ static void edge_fill_and_delete(struct br_fs *fs, uint64_t ino, uint64_t off,
 	assert_int_equal(br_fs_close(fs), 0);
 }
 
-/* The 255-byte name of file i: its number, then 'n's. */
-static void long_name(char name[256], uint64_t i)
-{
-	memset(name, 'n', 255);
-	name[255] = 0;
-	snprintf(name, 8, "%06llu", (unsigned long long)i);
-	name[6] = 'n';
-}
-
 /*
  * The room for a checkpoint is sized by a guess (br_ckpt_guess); a blob
  * that does not fit is refused whole (-ENOSPC) before any of it is
  * written, and BR_CLEAN_META_SEGS stay free for the records that free
- * space.  Near the edge (cleaner off), files with 255-byte names are made
- * (metadata goes into the reserve, and each name is in the next blob),
- * with a checkpoint every 32: each one written leaves those segments
- * free, the refused one wrote no more than the buffer of its cut, an
- * unmount then succeeds and the next mount has every file, and once
- * the files are deleted the checkpoint fits again.
+ * space.  The guess weighs extents and inodes, not xattr values: three
+ * segments above the reserve (cleaner off) filled with 64 KiB xattrs of
+ * one file make a blob of ~1.5 MB where one segment was kept for it.
+ * The refused checkpoint wrote no more than the buffer of its cut, an
+ * unmount then succeeds and the next mount has every value, and once
+ * they are removed (which may use the reserve) the checkpoint fits.
  */
 static void test_checkpoint_that_does_not_fit_is_refused_whole(void **state)
 {
 	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
 				   .ckpt_bytes = UINT64_MAX,
 				   .ckpt_secs = UINT32_MAX, .cleaner = false };
-	char why[256] = "";
+	const size_t vsz = 64u << 10;
+	uint8_t *v = malloc(vsz), *got = malloc(vsz);
+	char why[256] = "", name[32];
 	struct br_store_stats s0, s1;
-	uint64_t ino, off, n = 0;
-	struct br_fs *fs = edge_fs(1, &ino, &off);
-	char name[256];
-	struct stat st;
-	int err = 0;
+	uint64_t ino, off;
+	struct br_fs *fs = edge_fs(3, &ino, &off);
+	int n = 0, err;
 
 	(void)state;
-	while (n < 20000) {
-		long_name(name, n);
-		assert_int_equal(br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0,
-					     &cred, &st), 0);
-		br_fs_forget(fs, st.st_ino, 1);
-		if (++n % 32)
-			continue;
-		br_store_stats(fs->store, &s0);
-		err = br_ckpt_write(fs);
+	assert_non_null(v);
+	assert_non_null(got);
+	for (;; n++) {
+		assert_true(n < 64);
+		snprintf(name, sizeof(name), "user.x%d", n);
+		pattern(v, vsz, (uint64_t)n);
+		err = br_fs_setxattr(fs, ino, name, v, vsz, 0);
 		if (err)
 			break;
-		assert_true(br_seg_nfree(fs->segs) >= BR_CLEAN_META_SEGS);
 	}
 	assert_int_equal(err, -ENOSPC);
+	br_store_stats(fs->store, &s0);
+	assert_int_equal(br_ckpt_write(fs), -ENOSPC);
 	br_store_stats(fs->store, &s1);
-	fprintf(stderr, "refused after %llu files: %llu bytes written for it, "
-		"%llu segments free\n", (unsigned long long)n,
-		(unsigned long long)(s1.bytes - s0.bytes),
-		(unsigned long long)br_seg_nfree(fs->segs));
+	fprintf(stderr, "%d xattrs of 64 KiB, then the checkpoint refused: "
+		"%llu bytes written for it, %llu segments free, reserve %llu\n",
+		n, (unsigned long long)(s1.bytes - s0.bytes),
+		(unsigned long long)br_seg_nfree(fs->segs),
+		(unsigned long long)fs_user_reserve(fs));
 	assert_true(s1.bytes - s0.bytes <= EDGE_SEG);
 	assert_true(br_seg_nfree(fs->segs) >= BR_CLEAN_META_SEGS);
 	assert_int_equal(br_store_error(fs->store), 0);
@@ -775,17 +769,101 @@ static void test_checkpoint_that_does_not_fit_is_refused_whole(void **state)
 	br_fs_forget(fs, ino, 1);
 	assert_int_equal(br_fs_close(fs), 0);
 	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
-	for (uint64_t i = 0; i < n; i++) {
-		long_name(name, i);
-		assert_int_equal(br_fs_lookup(fs, ROOT, name, &st), 0);
-		br_fs_forget(fs, st.st_ino, 1);
-	}
-	for (uint64_t i = 0; i < n; i++) {
-		long_name(name, i);
-		assert_int_equal(br_fs_unlink(fs, ROOT, name), 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "user.x%d", i);
+		pattern(v, vsz, (uint64_t)i);
+		assert_int_equal(br_fs_getxattr(fs, ino, name, got, vsz),
+				 (ssize_t)vsz);
+		assert_memory_equal(got, v, vsz);
+		assert_int_equal(br_fs_removexattr(fs, ino, name), 0);
 	}
 	assert_int_equal(br_ckpt_write(fs), 0);
 	assert_int_equal(br_store_error(fs->store), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+	free(got);
+	free(v);
+}
+
+/*
+ * On a full filesystem new names get ENOSPC as data does, and the user
+ * reserve stays for what gives space back.  Files were created into the
+ * reserve before (test_checkpoint_that_does_not_fit_is_refused_whole
+ * reached the edge that way: 0 segments free, and a delete would have
+ * had no room for its record).  One segment above the reserve (cleaner
+ * off), files are made until ENOSPC; the reserve is left; mkdir,
+ * symlink, link, setxattr, chmod and a rename to a new name get ENOSPC
+ * too; a rename over a name, removexattr, truncate and unlink still
+ * work, and so does the checkpoint the reserve keeps room for; then the
+ * space is back and names can be made again.
+ */
+static void test_full_filesystem_refuses_new_names(void **state)
+{
+	struct br_setattr sa = { .valid = BR_SET_MODE, .mode = 0600 };
+	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
+				   .ckpt_bytes = UINT64_MAX,
+				   .ckpt_secs = UINT32_MAX, .cleaner = false };
+	char why[256] = "", name[32];
+	uint64_t ino, off;
+	struct br_fs *fs = edge_fs(1, &ino, &off);
+	struct stat st;
+	int n = 0, err;
+
+	(void)state;
+	assert_int_equal(br_fs_setxattr(fs, ino, "user.a", "1", 1, 0), 0);
+	for (;; n++) {
+		assert_true(n < 20000);
+		snprintf(name, sizeof(name), "n%05d", n);
+		err = br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
+		if (err)
+			break;
+		br_fs_forget(fs, st.st_ino, 1);
+	}
+	fprintf(stderr, "%d files, then ENOSPC: %llu segments free, reserve "
+		"%llu\n", n, (unsigned long long)br_seg_nfree(fs->segs),
+		(unsigned long long)fs_user_reserve(fs));
+	assert_int_equal(err, -ENOSPC);
+	assert_true(n > 100);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	assert_true(br_seg_nfree(fs->segs) + 1 >= fs_user_reserve(fs));
+	assert_int_equal(br_fs_mkdir(fs, ROOT, "d", 0755, &cred, &st), -ENOSPC);
+	assert_int_equal(br_fs_symlink(fs, ROOT, "s", "f", &cred, &st),
+			 -ENOSPC);
+	assert_int_equal(br_fs_link(fs, ino, ROOT, "l", &st), -ENOSPC);
+	assert_int_equal(br_fs_setxattr(fs, ino, "user.b", "2", 1, 0), -ENOSPC);
+	assert_int_equal(br_fs_setattr(fs, ino, &sa, &st), -ENOSPC);
+	assert_int_equal(br_fs_rename(fs, ROOT, "n00000", ROOT, "m", 0),
+			 -ENOSPC);
+	/* what gives space back */
+	assert_int_equal(br_fs_rename(fs, ROOT, "n00000", ROOT, "n00002", 0),
+			 0);
+	assert_int_equal(br_fs_removexattr(fs, ino, "user.a"), 0);
+	truncate_to(fs, ino, 0);
+	for (int i = 1; i < n; i += 2) {
+		snprintf(name, sizeof(name), "n%05d", i);
+		assert_int_equal(br_fs_unlink(fs, ROOT, name), 0);
+	}
+	assert_int_equal(br_ckpt_write(fs), 0);
+	assert_true(br_seg_nfree(fs->segs) > fs_user_reserve(fs) + 4);
+	assert_int_equal(br_fs_mkdir(fs, ROOT, "d", 0755, &cred, &st), 0);
+	br_fs_forget(fs, st.st_ino, 1);
+	assert_int_equal(br_fs_setattr(fs, ino, &sa, &st), 0);
+	assert_int_equal(br_store_error(fs->store), 0);
+	br_fs_forget(fs, ino, 1);
+	assert_int_equal(br_fs_close(fs), 0);
+	/* and all of it after a remount */
+	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "n%05d", i);
+		err = br_fs_lookup(fs, ROOT, name, &st);
+		assert_int_equal(err, i % 2 || i == 0 ? -ENOENT : 0);
+		if (!err)
+			br_fs_forget(fs, st.st_ino, 1);
+	}
+	assert_int_equal(br_fs_lookup(fs, ROOT, "d", &st), 0);
+	br_fs_forget(fs, st.st_ino, 1);
+	assert_int_equal(br_fs_getattr(fs, ino, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_size, 0);
 	assert_int_equal(br_fs_close(fs), 0);
 }
 
@@ -1681,6 +1759,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_log_keeps_room_for_a_big_checkpoint,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_that_does_not_fit_is_refused_whole,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_filesystem_refuses_new_names,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_cleaning_loses_nothing_fsynced,
 						setup, teardown),

@@ -43,6 +43,19 @@ fill() {
 	esac
 }
 
+# enospc DESC CMD [ARGS...]: CMD must fail, with ENOSPC
+enospc() {
+	local desc=$1 err; shift
+	if err=$("$@" 2>&1); then
+		br_failed "$desc: succeeded on the full fs"
+		return
+	fi
+	case $err in
+	*"No space left"*) br_pass "$desc: ENOSPC" ;;
+	*) br_failed "$desc: $err" ;;
+	esac
+}
+
 # --- 1. from empty: what df promised is what dd writes -----------------------
 a0=$(avail)
 br_log "empty: df avail $a0"
@@ -54,10 +67,16 @@ full=$(avail)
 br_check "df avail of the full fs is below one segment ($full)" test "$full" -lt "$seg"
 br_check_fails "a write to the full fs fails" \
 	dd if=/dev/zero of="$BR_MNT/c" bs=1M count=1 conv=fsync status=none
+# new names too: the reserve is for what gives space back
+enospc "touch of a new file on the full fs" touch "$BR_MNT/e"
+enospc "mkdir on the full fs" mkdir "$BR_MNT/e"
+enospc "ln -s on the full fs" ln -s b "$BR_MNT/e"
 
 # --- 2. a full fs truncates, deletes and overwrites --------------------------
 br_check "truncate on the full fs" truncate -s 1M "$BR_MNT/b"
 br_check "rm on the full fs" rm "$BR_MNT/a"
+br_check "touch of a new file after the delete" touch "$BR_MNT/e"
+br_check "rm of it" rm "$BR_MNT/e"
 a1=$(avail)
 br_near "df avail after truncate + rm = empty fs less the 1 MiB kept" $(( a0 - 1048576 )) "$a1"
 br_check "overwrite after the delete" \
