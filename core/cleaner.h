@@ -25,7 +25,8 @@
  *      the newest durable checkpoint's roll point (roll-forward reads it,
  *      so it would not be free after the pass; when nothing else is worth
  *      cleaning the pass takes a checkpoint first).  Victims are taken
- *      best score first, from those at most 7/8 live (BR_SEG_VICTIM_MAX)
+ *      best score first (br_clean_rank orders the best 64, and the rest
+ *      only if the pass gets past them), from those at most 7/8 live (BR_SEG_VICTIM_MAX)
  *      or, when they give no pass worth running, from all, while what
  *      they hold fits in the free segments (BR_CLEAN_META_SEGS are left
  *      for other metadata, bytes granted to writes in progress for them,
@@ -268,6 +269,25 @@ void br_cleaner_kick(struct br_fs *fs);
 int br_cleaner_wanted(struct br_fs *fs);
 
 void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st);
+
+/* Victim ranking, the pieces of step 1 a pass runs (also for
+ * tests/test_cleaner.c and tests/bench/bench_pick.c). */
+struct br_clean_scored {
+	double score;
+	uint64_t seg, live, newest;
+	uint64_t gen;		/* its reuse generation when picked */
+};
+
+/* The score of a segment `live` bytes of `seg` full (0 < live <= seg),
+ * last written at seq `wrote`, the clock being `now` (step 1 above). */
+double br_clean_score(uint64_t live, uint64_t seg, uint64_t now,
+		      uint64_t wrote);
+
+/* Put the k best of v[0..n) (highest score first, ties by lower seg) at
+ * v[0..k) in that order; the rest after them in no order.  Returns
+ * min(k, n).  Linear on average for small k: a pass takes a few victims
+ * out of every segment of the log. */
+size_t br_clean_rank(struct br_clean_scored *v, size_t n, size_t k);
 
 /* Test hook (tests/test_cleaner.c: a crash copy in the middle of a pass):
  * called by a pass after each victim it moved, before its RELOC records,

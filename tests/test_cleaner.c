@@ -1731,9 +1731,104 @@ static void test_relocs_pack_many_moves_and_replay(void **state)
 	free(r);
 }
 
+/* ---- victim ranking (pure: no image) ---- */
+
+/*
+ * The score (cleaner.h, step 1): at the same age an emptier segment
+ * first; at the same fill the one whose data has been dying longer
+ * (stabler) first; and a cold segment is worth cleaning fuller than a
+ * hot one still losing its data.
+ */
+static void test_victim_score_ranks_emptier_and_stabler_first(void **state)
+{
+	const uint64_t seg = 2u << 20, now = 100000;
+
+	(void)state;
+	assert_true(br_clean_score(seg / 4, seg, now, now - 100) >
+		    br_clean_score(seg / 2, seg, now, now - 100));
+	assert_true(br_clean_score(seg / 2, seg, now, now - 100) >
+		    br_clean_score(seg * 7 / 8, seg, now, now - 100));
+	assert_true(br_clean_score(seg / 2, seg, now, now - 50000) >
+		    br_clean_score(seg / 2, seg, now, now - 10));
+	/* cold: 3/4 live, untouched for most of the clock; hot: 60 %
+	 * live, written just now */
+	assert_true(br_clean_score(seg * 3 / 4, seg, now, 0) >
+		    br_clean_score(seg * 6 / 10, seg, now, now - 10));
+	/* a segment written at the clock itself still scores (t >= 1) */
+	assert_true(br_clean_score(seg / 2, seg, now, now) > 0);
+}
+
+static int scored_cmp(const void *a, const void *b)
+{
+	const struct br_clean_scored *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->seg < y->seg ? -1 : x->seg > y->seg;
+}
+
+static int by_seg(const void *a, const void *b)
+{
+	const struct br_clean_scored *x = a, *y = b;
+
+	return x->seg < y->seg ? -1 : x->seg > y->seg;
+}
+
+/*
+ * br_clean_rank puts the k best first, in the order a full sort gives
+ * (score down, ties by segment number), and keeps every other entry
+ * after them: sizes around the pass's first batch (64) and a big log,
+ * scores drawn from few values (ties) and from many, k from 1 to past n.
+ */
+static void test_rank_puts_the_best_first_in_order(void **state)
+{
+	const size_t sizes[] = { 1, 2, 3, 17, 63, 64, 65, 1000, 50000 };
+	const size_t ks[] = { 1, 2, 5, 64, 65, 999, 60000 };
+	struct br_clean_scored *v = malloc(50000 * sizeof(*v));
+	struct br_clean_scored *want = malloc(50000 * sizeof(*want));
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+	(void)state;
+	assert_non_null(v);
+	assert_non_null(want);
+	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
+			for (int ties = 0; ties < 2; ties++) {
+				size_t n = sizes[si], k = ks[ki], got;
+
+				for (size_t i = 0; i < n; i++) {
+					uint64_t r = br_xorshift64(&rng);
+
+					v[i] = (struct br_clean_scored){
+						.score = ties ? (double)(r % 7) :
+								(double)(r % 1000000) / 7.0,
+						.seg = i + 1, .live = r % 4096 };
+				}
+				memcpy(want, v, n * sizeof(*v));
+				qsort(want, n, sizeof(*want), scored_cmp);
+				got = br_clean_rank(v, n, k);
+				assert_int_equal(got, k < n ? k : n);
+				for (size_t i = 0; i < got; i++) {
+					assert_int_equal(v[i].seg, want[i].seg);
+					assert_int_equal(v[i].live, want[i].live);
+				}
+				/* the rest: the same entries */
+				qsort(v + got, n - got, sizeof(*v), by_seg);
+				qsort(want + got, n - got, sizeof(*want), by_seg);
+				for (size_t i = got; i < n; i++)
+					assert_int_equal(v[i].seg, want[i].seg);
+			}
+		}
+	}
+	free(want);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_victim_score_ranks_emptier_and_stabler_first),
+		cmocka_unit_test(test_rank_puts_the_best_first_in_order),
 		cmocka_unit_test_setup_teardown(test_reloc_checks_the_victims_reuse_generation,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relocs_pack_many_moves_and_replay,
