@@ -25,16 +25,16 @@
  *      the newest durable checkpoint's roll point (roll-forward reads it,
  *      so it would not be free after the pass; when nothing else is worth
  *      cleaning the pass takes a checkpoint first).  Victims are taken
- *      best score first (br_clean_rank orders the best 64, and the rest
- *      only if the pass gets past them), from those at most 7/8 live (BR_SEG_VICTIM_MAX)
- *      or, when they give no pass worth running, from all, while what
- *      they hold fits in the free segments (BR_CLEAN_META_SEGS are left
- *      for other metadata, bytes granted to writes in progress for them,
- *      and room for a checkpoint and a segment after it while candidates
- *      wait for one)
- *      and until they gain what was asked (the background thread: what
- *      free lacks of its high mark); a pass that would not gain an eighth of a segment more
- *      than it writes is not run, except at the writers' edge (free
+ *      best score first (br_clean_rank orders the best 64, the rest
+ *      only if the pass gets past them), from those at most 7/8 live
+ *      (BR_SEG_VICTIM_MAX) or, when they give no pass worth running,
+ *      from all, while what they hold fits in the free segments
+ *      (BR_CLEAN_META_SEGS are left for other metadata, bytes granted to
+ *      writes in progress for them, and room for a checkpoint and a
+ *      segment after it while candidates wait for one) and until they
+ *      gain what was asked (the background thread: what free lacks of
+ *      its high mark); a pass that would not gain an eighth of a segment
+ *      more than it writes is not run, except at the writers' edge (free
  *      segments down to the user reserve + BR_CLEAN_SYNC_SEGS), where
  *      any gain of a few blocks is taken rather than ENOSPC, and a
  *      checkpoint is taken for blocked candidates as soon as their dead
