@@ -425,10 +425,10 @@ static void check_files(struct br_fs *fs, int nf, const bool *gone,
 
 /*
  * Fill the log: user writes stop with ENOSPC (the store does not latch),
- * so do new names (the reserve is left to what gives space back: the
- * unlinks and the syncfs here), unlinking gives the space back (statfs says so,
- * exactly the freed segments), writing works again, and a reopen shows
- * the same files and the same free space.
+ * so do new names (the reserve is left to the records that give space
+ * back), unlinking gives the space back (statfs says so, exactly the
+ * freed segments), names and writing work again, and a reopen shows the
+ * same files and the same free space.
  */
 static void test_full_log_gives_enospc_and_deletes_bring_space_back(void **state)
 {
