@@ -92,6 +92,13 @@ static void cow(struct br_fs *fs, struct br_inode *in)
 		br_ckpt_cow(fs, in);
 }
 
+/* Names, xattrs and targets gained (n > 0) or lost: the variable part
+ * of the next blob (br_map.var_bytes). */
+static void var_add(struct br_fs *fs, int64_t n)
+{
+	atomic_fetch_add_explicit(&fs->map.var_bytes, n, memory_order_relaxed);
+}
+
 static void inode_free(struct br_fs *fs, struct br_inode *in)
 {
 	if (fs->ckpt)
@@ -173,6 +180,8 @@ static int apply_create(struct br_fs *fs, const struct br_rec_create *r,
 	}
 	attr_get(in, &r->attr);
 	in->target = tcopy;
+	if (tl)
+		var_add(fs, br_var_len(tl));
 	in->size = S_ISLNK(mode) ? tl : 0;
 	in->nlink = S_ISDIR(mode) ? 2 : 1;
 	in->parent = pino ? pino : BR_ROOT_INO;
@@ -183,6 +192,7 @@ static int apply_create(struct br_fs *fs, const struct br_rec_create *r,
 			inode_free(fs, in);
 			return err;
 		}
+		var_add(fs, br_var_len(nl));
 		if (S_ISDIR(mode))
 			parent->nlink++;
 		touch(parent, in->ctime, ax->pos, true);
@@ -216,6 +226,7 @@ static int apply_link(struct br_fs *fs, const struct br_rec_link *r,
 		cow(fs, parent);
 		cow(fs, in);
 		br_dir_remove(&parent->dir, de);
+		var_add(fs, -br_var_len(nl));
 		touch(parent, t, ax->pos, true);
 		drop_name(fs, parent, in, t, ax->pos);
 		return 0;
@@ -229,6 +240,7 @@ static int apply_link(struct br_fs *fs, const struct br_rec_link *r,
 	err = br_dir_add(&parent->dir, name, nl, ino, in->mode, NULL);
 	if (err)
 		return err;
+	var_add(fs, br_var_len(nl));
 	in->nlink++;
 	touch(in, t, ax->pos, false);
 	touch(parent, t, ax->pos, true);
@@ -338,6 +350,7 @@ static int apply_rename(struct br_fs *fs, const struct br_rec_rename *r,
 		/* Reuse the victim's entry: no allocation can fail, and the
 		 * replaced name keeps its readdir position. */
 		br_dir_remove(&op->dir, ode);
+		var_add(fs, -br_var_len(ol));
 		nde->ino = ino;
 		nde->type = in->mode & S_IFMT;
 		drop_name(fs, np, victim, t, ax->pos);
@@ -346,6 +359,7 @@ static int apply_rename(struct br_fs *fs, const struct br_rec_rename *r,
 		if (err)
 			return err;
 		br_dir_remove(&op->dir, ode);
+		var_add(fs, br_var_len(nl) - br_var_len(ol));
 	}
 	if (S_ISDIR(in->mode) && op != np) {
 		op->nlink--;
@@ -418,6 +432,8 @@ static int apply_xattr(struct br_fs *fs, const struct br_rec_xattr *r,
 	uint32_t nl = br_le16_get(r->name_len), vl = br_le32_get(r->value_len);
 	const char *p = (const char *)(r + 1);
 	char name[BR_NAME_MAX + 1];
+	struct br_xattr *old;
+	int64_t was;
 	int err;
 
 	if (len < sizeof(*r) || len - sizeof(*r) < (uint64_t)nl + vl ||
@@ -433,12 +449,15 @@ static int apply_xattr(struct br_fs *fs, const struct br_rec_xattr *r,
 	if (ax->dry)
 		return 0;
 	cow(fs, in);
+	old = br_xattr_find(&in->xattrs, name);
+	was = old ? BR_VAR_XATTR(old->namelen, old->size) : 0;
 	if (set)
 		err = br_xattr_set(&in->xattrs, name, p + nl, vl, 0);
 	else
 		err = br_xattr_remove(&in->xattrs, name);
 	if (err)
 		return err;
+	var_add(fs, (set ? BR_VAR_XATTR(nl, vl) : 0) - was);
 	touch(in, fs_time_get(&r->time), ax->pos, false);
 	return 0;
 }

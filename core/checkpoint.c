@@ -80,9 +80,11 @@ struct br_ckpt {
 					 * checkpoint holds throughout */
 	_Atomic uint64_t ext_cost;	/* blob bytes per extent (0: none
 					 * measured yet), the same */
-	_Atomic uint64_t base_ext;	/* the map's extents and inodes when
-					 * that blob was cut or loaded */
+	_Atomic uint64_t base_ext;	/* the map's extents, inodes and
+					 * var_bytes when that blob was cut
+					 * or loaded */
 	_Atomic uint64_t base_inodes;
+	_Atomic int64_t base_var;
 	uint64_t ld_ext_bytes, ld_ext_n; /* packed extents loaded (mount) */
 
 	struct br_worker w;		/* the background thread */
@@ -564,22 +566,32 @@ static int append_blob(struct br_fs *fs, uint64_t gen, const uint8_t *blob,
 	return err;
 }
 
-/* The counts br_ckpt_guess weighs: extents (every map's, segment.h) and
- * inodes. */
-static void map_counts(struct br_fs *fs, uint64_t *ext, uint64_t *inodes)
+/* The counts br_ckpt_guess weighs: extents (every map's, segment.h),
+ * inodes, and the names, xattrs and targets (br_map.var_bytes). */
+struct map_counts {
+	uint64_t ext, inodes;
+	int64_t var;
+};
+
+static void map_counts(struct br_fs *fs, struct map_counts *mc)
 {
-	*ext = fs->segs ? atomic_load_explicit(&fs->segs->extents,
-					       memory_order_relaxed) : 0;
-	*inodes = atomic_load_explicit(&fs->map.ninodes, memory_order_relaxed);
+	mc->ext = fs->segs ? atomic_load_explicit(&fs->segs->extents,
+						  memory_order_relaxed) : 0;
+	mc->inodes = atomic_load_explicit(&fs->map.ninodes,
+					  memory_order_relaxed);
+	mc->var = atomic_load_explicit(&fs->map.var_bytes,
+				       memory_order_relaxed);
 }
 
-/* The newest blob is `bytes` long and holds the map as it was with `ext`
- * extents and `inodes` inodes. */
-static void blob_set(struct br_ckpt *c, uint64_t bytes, uint64_t ext,
-		     uint64_t inodes)
+/* The newest blob is `bytes` long and holds the map as it was with the
+ * counts mc. */
+static void blob_set(struct br_ckpt *c, uint64_t bytes,
+		     const struct map_counts *mc)
 {
-	atomic_store_explicit(&c->base_ext, ext, memory_order_relaxed);
-	atomic_store_explicit(&c->base_inodes, inodes, memory_order_relaxed);
+	atomic_store_explicit(&c->base_ext, mc->ext, memory_order_relaxed);
+	atomic_store_explicit(&c->base_inodes, mc->inodes,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->base_var, mc->var, memory_order_relaxed);
 	atomic_store_explicit(&c->blob_bytes, bytes, memory_order_relaxed);
 }
 
@@ -628,7 +640,8 @@ static int ckpt_write_locked(struct br_fs *fs)
 	struct br_store_stats ss;
 	struct br_slot slot = { 0 };
 	uint64_t t0 = now_ns(), t1, cut_pos = 0, last = 0, ninodes = 0, walk_ns = 0;
-	uint64_t cow_n = 0, cow_ns = 0, cut_ext = 0, cut_inodes = 0;
+	uint64_t cow_n = 0, cow_ns = 0;
+	struct map_counts at_cut = { 0 };
 	struct br_ckpt_blob *b;
 	int err;
 
@@ -673,7 +686,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 		c->snap_inodes = c->snap_cow = c->snap_cow_max_ns = 0;
 		b = (struct br_ckpt_blob *)w.p;
 		b->next_ino = br_le64_put(fs->map.next_ino);
-		map_counts(fs, &cut_ext, &cut_inodes);
+		map_counts(fs, &at_cut);
 		pthread_rwlock_unlock(&fs->map_lock);
 	}
 	unlock_all(fs);
@@ -781,7 +794,7 @@ static int ckpt_write_locked(struct br_fs *fs)
 	c->st.written++;
 	c->st.last_gen = gen;
 	c->st.last_blob_bytes = w.n;
-	blob_set(c, w.n, cut_ext, cut_inodes);
+	blob_set(c, w.n, &at_cut);
 	ext_cost_set(c, sc.ext_bytes, sc.nextents);
 	c->st.last_inodes = ninodes;
 	/* The longest a writer could have waited: the cut, one batch of the
@@ -841,7 +854,7 @@ bool br_ckpt_needed(struct br_fs *fs)
 	return need;
 }
 
-uint64_t br_ckpt_guess(struct br_fs *fs)
+static uint64_t ckpt_guess(struct br_fs *fs)
 {
 	struct br_ckpt *c = fs->ckpt;
 	uint64_t blob = c ? atomic_load_explicit(&c->blob_bytes,
@@ -852,19 +865,24 @@ uint64_t br_ckpt_guess(struct br_fs *fs)
 					       memory_order_relaxed) : 0;
 	uint64_t i0 = c ? atomic_load_explicit(&c->base_inodes,
 					       memory_order_relaxed) : 0;
-	/* an inode with a name of average length and its share of a
-	 * directory; an extent as packed in the last blob and two bytes
+	int64_t v0 = c ? atomic_load_explicit(&c->base_var,
+					      memory_order_relaxed) : 0;
+	/* an inode and its entry (their names, xattrs and targets are in
+	 * var_bytes); an extent as packed in the last blob and two bytes
 	 * more (BR_CKPT_EXT_MAX before any) */
 	const uint64_t per_inode = sizeof(struct br_ckpt_inode) +
-				   sizeof(struct br_ckpt_dirent) + 64;
-	uint64_t e, i, more;
+				   sizeof(struct br_ckpt_dirent);
+	struct map_counts mc;
+	uint64_t more;
 
-	map_counts(fs, &e, &i);
+	map_counts(fs, &mc);
 	if (!ext)
 		ext = BR_CKPT_EXT_MAX;
-	if (!blob) {	/* nothing measured: the map counted, a quarter
-			 * more, the usage and age tables */
-		more = i * per_inode + e * ext;
+	if (!blob) {	/* nothing measured: the map counted (all of it
+			 * applied since mkfs), a quarter more, the usage
+			 * and age tables */
+		more = mc.inodes * per_inode + mc.ext * ext +
+		       (mc.var > 0 ? (uint64_t)mc.var : 0);
 		return more + more / 4 + 16 * fs->sb.seg_count + (64u << 10);
 	}
 	/* The newest blob, what the map gained since (it lags a map that
@@ -875,8 +893,19 @@ uint64_t br_ckpt_guess(struct br_fs *fs)
 	 * fragmented by 4 KiB overwrites): two segments of reserve for
 	 * one segment's blob.  blob_fits refuses a blob larger than the
 	 * room. */
-	more = (e > e0 ? (e - e0) * ext : 0) + (i > i0 ? (i - i0) * per_inode : 0);
+	more = (mc.ext > e0 ? (mc.ext - e0) * ext : 0) +
+	       (mc.inodes > i0 ? (mc.inodes - i0) * per_inode : 0) +
+	       (mc.var > v0 ? (uint64_t)(mc.var - v0) : 0);
 	return blob + more + blob / 16 + (64u << 10);
+}
+
+uint64_t br_ckpt_guess_short;
+
+uint64_t br_ckpt_guess(struct br_fs *fs)
+{
+	uint64_t g = ckpt_guess(fs);
+
+	return g > br_ckpt_guess_short ? g - br_ckpt_guess_short : 0;
 }
 
 uint64_t br_ckpt_segs(struct br_fs *fs)
@@ -1414,10 +1443,10 @@ static int load_ckpt(struct br_fs *fs, const struct br_slot *s, char *why,
 	}
 	err = load_blob(fs, f.blob, f.len, s->seq);
 	if (!err) {
-		uint64_t e, i;
+		struct map_counts mc;
 
-		map_counts(fs, &e, &i);
-		blob_set(fs->ckpt, f.len, e, i);
+		map_counts(fs, &mc);
+		blob_set(fs->ckpt, f.len, &mc);
 		fs->ckpt->st.loaded_blob_bytes = f.len;
 	}
 	if (err == CORRUPT)

@@ -731,6 +731,11 @@ struct br_inode *br_map_inode_find(const struct br_map *m, uint64_t ino)
 
 void br_map_inode_free(struct br_map *m, struct br_inode *in)
 {
+	int64_t var = in->target ? br_var_len(strlen(in->target)) : 0;
+
+	for (struct br_xattr *x = in->xattrs; x; x = x->hh.next)
+		var += BR_VAR_XATTR(x->namelen, x->size);
+	atomic_fetch_sub_explicit(&m->var_bytes, var, memory_order_relaxed);
 	HASH_DEL(m->inodes, in);
 	m->ninodes--;
 	br_extmap_free(&in->ext);

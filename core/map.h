@@ -235,10 +235,26 @@ struct br_map {
 	uint64_t next_ino;		/* never reused */
 	_Atomic uint64_t ninodes;	/* atomic: br_ckpt_guess reads it
 					 * without map_lock */
+	_Atomic int64_t var_bytes;	/* names, xattr names and values,
+					 * symlink targets: what a blob holds
+					 * beyond the fixed part of inodes
+					 * and entries, kept by core/apply
+					 * and br_map_inode_free (not counted
+					 * for what a checkpoint loads: only
+					 * changes matter, br_ckpt_guess) */
 	struct br_segtab *segs;		/* given to every new inode's extent
 					 * map (NULL: none); br_map_init
 					 * clears it */
 };
+
+/* What a name or a symlink target of n bytes, or an xattr of an n-byte
+ * name and value (after its 8-byte header), adds to var_bytes: the blob
+ * pads each to 8 (core/format.h, br_ckpt_dirent, br_ckpt_xattr). */
+static inline int64_t br_var_len(uint64_t n)
+{
+	return (int64_t)((n + 7) & ~(uint64_t)7);
+}
+#define BR_VAR_XATTR(nl, vl) br_var_len(8 + (uint64_t)(nl) + (vl))
 
 void br_map_init(struct br_map *m);
 /* A new inode with nlink 0 and everything else zero except ino and mode.

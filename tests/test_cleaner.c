@@ -105,6 +105,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	br_ckpt_guess_short = 0;	/* a failed test may leave it set */
 	unlink(img);
 	unlink(crash);
 	return 0;
@@ -717,45 +718,90 @@ static void edge_fill_and_delete(struct br_fs *fs, uint64_t ino, uint64_t off,
 	assert_int_equal(br_fs_close(fs), 0);
 }
 
+#define XATTR_SZ (64u << 10)
+
+/* 64 KiB xattrs user.x0, user.x1, ... of file ino until ENOSPC (cleaner
+ * off, near the edge); returns how many were set. */
+static int fill_xattrs(struct br_fs *fs, uint64_t ino, uint8_t *v)
+{
+	char name[32];
+	int n = 0, err;
+
+	for (;; n++) {
+		assert_true(n < 64);
+		snprintf(name, sizeof(name), "user.x%d", n);
+		pattern(v, XATTR_SZ, (uint64_t)n);
+		err = br_fs_setxattr(fs, ino, name, v, XATTR_SZ, 0);
+		if (err)
+			break;
+	}
+	assert_int_equal(err, -ENOSPC);
+	return n;
+}
+
 /*
- * The room for a checkpoint is sized by a guess (br_ckpt_guess); a blob
- * that does not fit is refused whole (-ENOSPC) before any of it is
- * written, and BR_CLEAN_META_SEGS stay free for the records that free
- * space.  The guess weighs extents and inodes, not xattr values: three
- * segments above the reserve (cleaner off) filled with 64 KiB xattrs of
- * one file make a blob of ~1.5 MB where one segment was kept for it.
- * The refused checkpoint wrote no more than the buffer of its cut, an
- * unmount then succeeds and the next mount has every value, and once
- * they are removed (which may use the reserve) the checkpoint fits.
+ * The room for the next checkpoint follows what the map gains, xattr
+ * values too: three segments above the reserve (cleaner off) filled with
+ * 64 KiB xattrs of one file, the reserve grows with them, setxattr gets
+ * ENOSPC, and the checkpoint (~1 MB of blob) still fits, leaving
+ * BR_CLEAN_META_SEGS free.  When the guess weighed inodes and extents
+ * only, 27 xattrs went in and the checkpoint was refused.
+ */
+static void test_checkpoint_room_follows_xattrs(void **state)
+{
+	uint8_t *v = malloc(XATTR_SZ);
+	uint64_t ino, off;
+	struct br_fs *fs = edge_fs(3, &ino, &off);
+	int n;
+
+	(void)state;
+	assert_non_null(v);
+	/* a blob to start from, as on any filesystem in use */
+	assert_int_equal(br_ckpt_write(fs), 0);
+	n = fill_xattrs(fs, ino, v);
+	fprintf(stderr, "%d xattrs of 64 KiB, reserve %llu, guess %llu KiB\n", n,
+		(unsigned long long)fs_user_reserve(fs),
+		(unsigned long long)(br_ckpt_guess(fs) >> 10));
+	assert_true(n > 4);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	assert_true(br_seg_nfree(fs->segs) >= BR_CLEAN_META_SEGS);
+	assert_int_equal(br_store_error(fs->store), 0);
+	br_fs_forget(fs, ino, 1);
+	assert_int_equal(br_fs_close(fs), 0);
+	free(v);
+}
+
+/*
+ * A blob that does not fit is refused whole (-ENOSPC) before any of it
+ * is written, and BR_CLEAN_META_SEGS stay free for the records that free
+ * space.  The guess made wrong (br_ckpt_guess_short: no room kept for the
+ * checkpoint), three segments above the reserve filled with 64 KiB xattrs
+ * make a blob of ~1.7 MB where the log has one segment and a bit.  The
+ * refused checkpoint wrote no more than the buffer of its cut, an unmount
+ * then succeeds and the next mount has every value, and once they are
+ * removed (which may use the reserve) the checkpoint fits.
  */
 static void test_checkpoint_that_does_not_fit_is_refused_whole(void **state)
 {
 	struct br_fs_options o = { .root_uid = 1000, .root_gid = 1000,
 				   .ckpt_bytes = UINT64_MAX,
 				   .ckpt_secs = UINT32_MAX, .cleaner = false };
-	const size_t vsz = 64u << 10;
-	uint8_t *v = malloc(vsz), *got = malloc(vsz);
+	uint8_t *v = malloc(XATTR_SZ), *got = malloc(XATTR_SZ);
 	char why[256] = "", name[32];
 	struct br_store_stats s0, s1;
 	uint64_t ino, off;
 	struct br_fs *fs = edge_fs(3, &ino, &off);
-	int n = 0, err;
+	int n;
 
 	(void)state;
 	assert_non_null(v);
 	assert_non_null(got);
-	for (;; n++) {
-		assert_true(n < 64);
-		snprintf(name, sizeof(name), "user.x%d", n);
-		pattern(v, vsz, (uint64_t)n);
-		err = br_fs_setxattr(fs, ino, name, v, vsz, 0);
-		if (err)
-			break;
-	}
-	assert_int_equal(err, -ENOSPC);
+	br_ckpt_guess_short = UINT64_MAX;
+	n = fill_xattrs(fs, ino, v);
 	br_store_stats(fs->store, &s0);
 	assert_int_equal(br_ckpt_write(fs), -ENOSPC);
 	br_store_stats(fs->store, &s1);
+	br_ckpt_guess_short = 0;
 	fprintf(stderr, "%d xattrs of 64 KiB, then the checkpoint refused: "
 		"%llu bytes written for it, %llu segments free, reserve %llu\n",
 		n, (unsigned long long)(s1.bytes - s0.bytes),
@@ -771,10 +817,10 @@ static void test_checkpoint_that_does_not_fit_is_refused_whole(void **state)
 	assert_int_equal(br_fs_open(img, &o, &fs, why, sizeof(why)), 0);
 	for (int i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "user.x%d", i);
-		pattern(v, vsz, (uint64_t)i);
-		assert_int_equal(br_fs_getxattr(fs, ino, name, got, vsz),
-				 (ssize_t)vsz);
-		assert_memory_equal(got, v, vsz);
+		pattern(v, XATTR_SZ, (uint64_t)i);
+		assert_int_equal(br_fs_getxattr(fs, ino, name, got, XATTR_SZ),
+				 (ssize_t)XATTR_SZ);
+		assert_memory_equal(got, v, XATTR_SZ);
 		assert_int_equal(br_fs_removexattr(fs, ino, name), 0);
 	}
 	assert_int_equal(br_ckpt_write(fs), 0);
@@ -1852,6 +1898,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_thread_cleans_when_nothing_fits_writers_room,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_log_keeps_room_for_a_big_checkpoint,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_room_follows_xattrs,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_that_does_not_fit_is_refused_whole,
 						setup, teardown),
