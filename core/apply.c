@@ -74,7 +74,8 @@ void fs_attr_put(const struct br_inode *in, struct br_disk_attr *a)
 
 static void attr_get(struct br_inode *in, const struct br_disk_attr *a)
 {
-	in->mode = br_le32_get(a->mode);
+	/* read without map_lock by writes (fsys.c, mode_of) */
+	__atomic_store_n(&in->mode, br_le32_get(a->mode), __ATOMIC_RELAXED);
 	in->uid = br_le32_get(a->uid);
 	in->gid = br_le32_get(a->gid);
 	in->rdev = br_le64_get(a->rdev);

@@ -110,6 +110,28 @@ static void unpin(struct br_fs *fs, struct br_inode *in)
 	unlock(fs);
 }
 
+/* The mode of a pinned inode read without map_lock (an inode record may
+ * change its permission bits meanwhile: apply.c stores it atomically;
+ * the type bits never change). */
+static uint32_t mode_of(const struct br_inode *in)
+{
+	return __atomic_load_n(&in->mode, __ATOMIC_RELAXED);
+}
+
+/* What an inode record holds of in (map_lock held): copying the whole
+ * inode would also read its pin count, which unpin changes under the
+ * read lock. */
+static struct br_inode attrs_of(const struct br_inode *in)
+{
+	struct br_inode a = { .ino = in->ino, .mode = in->mode,
+			      .uid = in->uid, .gid = in->gid,
+			      .nlink = in->nlink, .rdev = in->rdev,
+			      .size = in->size, .atime = in->atime,
+			      .mtime = in->mtime, .ctime = in->ctime };
+
+	return a;
+}
+
 /* Pin a live inode by number: -ENOENT. */
 static int get(struct br_fs *fs, uint64_t ino, struct br_inode **out)
 {
@@ -1084,7 +1106,7 @@ int br_fs_setattr(struct br_fs *fs, uint64_t ino, const struct br_setattr *sa,
 	pthread_mutex_lock(il);
 	memset(&rec, 0, sizeof(rec));
 	rdlock(fs);
-	tmp = *in;
+	tmp = attrs_of(in);
 	unlock(fs);
 	if (room && (!(sa->valid & BR_SET_SIZE) || sa->size > tmp.size)) {
 		err = room;
@@ -1662,9 +1684,9 @@ ssize_t br_fs_write(struct br_fs *fs, uint64_t ino, const void *buf,
 	err = get(fs, ino, &in);
 	if (err)
 		return err;
-	if (S_ISDIR(in->mode))
+	if (S_ISDIR(mode_of(in)))
 		err = -EISDIR;
-	else if (!S_ISREG(in->mode))
+	else if (!S_ISREG(mode_of(in)))
 		err = -EINVAL;
 	if (err)
 		goto out;
@@ -1871,9 +1893,9 @@ int br_fs_fallocate(struct br_fs *fs, uint64_t ino, unsigned mode,
 	err = get(fs, ino, &in);
 	if (err)
 		return err;
-	if (S_ISDIR(in->mode))
+	if (S_ISDIR(mode_of(in)))
 		err = -EISDIR;
-	else if (!S_ISREG(in->mode))
+	else if (!S_ISREG(mode_of(in)))
 		err = -ENODEV;
 	if (err)
 		goto out;
@@ -1899,7 +1921,7 @@ int br_fs_fallocate(struct br_fs *fs, uint64_t ino, unsigned mode,
 		if (need > free_bytes(fs)) {
 			err = -ENOSPC;
 		} else if (!(mode & BR_FALLOC_KEEP_SIZE) && need) {
-			struct br_inode tmp = *in;
+			struct br_inode tmp = attrs_of(in);
 
 			tmp.size = off + len;
 			tmp.mtime = tmp.ctime = now();

@@ -45,7 +45,9 @@ struct br_store {
 	struct br_ring *ring;
 	struct br_uring *uring;
 	struct br_durable dur;
-	uint64_t next_addr;	/* placement cursor, see above */
+	uint64_t next_addr;	/* placement cursor, see above; stored
+				 * atomically, read so by other threads
+				 * (br_store_next_addr) */
 	uint64_t seg_end;	/* end of the segment next_addr is in */
 	uint64_t next_seg;	/* where the log goes after it (0: nowhere) */
 	uint32_t nonce;		/* this mount's, never 0 */
@@ -145,11 +147,11 @@ static int store_place(void *ctx, struct br_ring_buf *b, uint64_t *addr)
 			br_durable_fail(&s->dur, err);
 			return err;
 		}
-		s->next_addr = seg;
+		__atomic_store_n(&s->next_addr, seg, __ATOMIC_RELAXED);
 		s->seg_end = seg + s->cfg.seg_size;
 	}
 	*addr = s->next_addr;
-	s->next_addr += b->span;
+	__atomic_store_n(&s->next_addr, *addr + b->span, __ATOMIC_RELAXED);
 	s->slots[b->idx].next_seg = s->next_seg;
 	br_ring_set_next_cap(s->ring, store_next_cap(s));
 	if (s->cfg.placed)
@@ -457,7 +459,7 @@ uint32_t br_store_nonce(const struct br_store *s)
 
 uint64_t br_store_next_addr(struct br_store *s)
 {
-	return s->next_addr;
+	return __atomic_load_n(&s->next_addr, __ATOMIC_RELAXED);
 }
 
 void br_store_stats(struct br_store *s, struct br_store_stats *st)
