@@ -889,6 +889,19 @@ int br_fs_rmdir(struct br_fs *fs, uint64_t parent, const char *name)
 	return remove_name(fs, parent, name, true);
 }
 
+/* Does directory `dir` hold `name` now?  (no lock held; a peek) */
+static bool name_exists(struct br_fs *fs, uint64_t dir, const char *name,
+			size_t len)
+{
+	struct br_inode *d;
+	bool found;
+
+	rdlock(fs);
+	found = !get_dir(fs, dir, &d) && br_dir_find(&d->dir, name, len);
+	unlock(fs);
+	return found;
+}
+
 /* Is directory `anc` the directory `ino` or above it?  (map_lock held) */
 static bool ancestor(struct br_fs *fs, uint64_t anc, uint64_t ino)
 {
@@ -912,8 +925,9 @@ int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 	struct br_rec_rename *rec;
 	struct br_inode *op, *np, *in = NULL, *victim = NULL;
 	struct br_dirent *ode = NULL, *nde = NULL;
-	uint64_t got;
-	int err, room;
+	uint64_t got = 0;
+	bool replaces;
+	int err, room = 0;
 
 	if ((flags & ~(BR_FS_RENAME_NOREPLACE | BR_FS_RENAME_EXCHANGE)) ||
 	    flags == (BR_FS_RENAME_NOREPLACE | BR_FS_RENAME_EXCHANGE))
@@ -925,14 +939,21 @@ int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 		err = check_name(newname);
 	if (err)
 		return err;
-	/* without room, only a rename that removes a name (its target's)
-	 * may use the reserve, as an unlink would */
-	room = meta_room(fs, len, &got);
 	rec = calloc(1, len);
-	if (!rec) {
-		ungrant(fs, got);
+	if (!rec)
 		return -ENOMEM;
-	}
+	/* Without room, only a rename that removes a name (its target's)
+	 * may use the reserve, as an unlink would, and it asks for none (at
+	 * the edge meta_room would sync, checkpoint and clean in vain).
+	 * Whether it does is known for sure only under ns_lock, which
+	 * meta_room must not run under (it may clean, taking inode locks):
+	 * peek first, and ask for the room after all if the target went
+	 * meanwhile. */
+	replaces = !(flags & BR_FS_RENAME_EXCHANGE) &&
+		   name_exists(fs, newparent, newname, nl);
+again:
+	if (!replaces)
+		room = meta_room(fs, len, &got);
 	pthread_mutex_lock(&fs->ns_lock);
 	rdlock(fs);
 	err = get_dir(fs, parent, &op);
@@ -970,6 +991,12 @@ int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 	if (!err && S_ISDIR(in->mode) && op != np && !victim &&
 	    np->nlink >= MAX_LINKS)
 		err = -EMLINK;
+	if (!err && replaces && !victim) {
+		unlock(fs);
+		pthread_mutex_unlock(&fs->ns_lock);
+		replaces = false;
+		goto again;
+	}
 	if (!err && room && (!victim || (flags & BR_FS_RENAME_EXCHANGE)))
 		err = room;
 	if (!err) {
@@ -1093,21 +1120,36 @@ int br_fs_setattr(struct br_fs *fs, uint64_t ino, const struct br_setattr *sa,
 	struct br_rec_inode rec;
 	struct br_inode *in, tmp;
 	struct timespec t = now();
-	uint64_t got;
-	int err, room;
+	uint64_t got = 0;
+	bool shrink;
+	int err, room = 0;
 
 	err = get(fs, ino, &in);
 	if (err)
 		return err;
-	/* without room, only a truncate that does not grow the file may use
+	/* Without room, only a truncate that does not grow the file may use
 	 * the reserve (it gives space back, or truncates an empty file as
-	 * open's O_TRUNC does) */
-	room = meta_room(fs, sizeof(rec), &got);
-	pthread_mutex_lock(il);
-	memset(&rec, 0, sizeof(rec));
+	 * open's O_TRUNC does).  Such a truncate asks for none: at the edge
+	 * meta_room would sync, checkpoint and clean in vain first.  The
+	 * size is read again under the inode's lock (meta_room may clean,
+	 * which takes inode locks, so it runs before): if the file grew
+	 * meanwhile, the room is asked for after all. */
 	rdlock(fs);
-	tmp = attrs_of(in);
+	shrink = (sa->valid & BR_SET_SIZE) && sa->size <= in->size;
 	unlock(fs);
+	for (;;) {
+		if (!shrink)
+			room = meta_room(fs, sizeof(rec), &got);
+		pthread_mutex_lock(il);
+		rdlock(fs);
+		tmp = attrs_of(in);
+		unlock(fs);
+		if (!shrink || sa->size <= tmp.size)
+			break;
+		pthread_mutex_unlock(il);
+		shrink = false;
+	}
+	memset(&rec, 0, sizeof(rec));
 	if (room && (!(sa->valid & BR_SET_SIZE) || sa->size > tmp.size)) {
 		err = room;
 		goto out;
