@@ -1127,15 +1127,17 @@ int br_fs_setattr(struct br_fs *fs, uint64_t ino, const struct br_setattr *sa,
 	err = get(fs, ino, &in);
 	if (err)
 		return err;
-	/* Without room, only a truncate that does not grow the file may use
-	 * the reserve (it gives space back, or truncates an empty file as
-	 * open's O_TRUNC does).  Such a truncate asks for none: at the edge
-	 * meta_room would sync, checkpoint and clean in vain first.  The
-	 * size is read again under the inode's lock (meta_room may clean,
-	 * which takes inode locks, so it runs before): if the file grew
-	 * meanwhile, the room is asked for after all. */
+	/* Without room, only a truncate that shrinks the file may use the
+	 * reserve (it gives space back), and it asks for none: at the edge
+	 * meta_room would sync, checkpoint and clean in vain first.  One to
+	 * the same size (open's O_TRUNC of an empty file) gives nothing
+	 * back: 24000 of them at the edge, let in, filled the reserve to no
+	 * free segment with the checkpoint that would free theirs unable to
+	 * fit.  The size is read again under the inode's lock (meta_room may
+	 * clean, which takes inode locks, so it runs before): if the file
+	 * grew meanwhile, the room is asked for after all. */
 	rdlock(fs);
-	shrink = (sa->valid & BR_SET_SIZE) && sa->size <= in->size;
+	shrink = (sa->valid & BR_SET_SIZE) && sa->size < in->size;
 	unlock(fs);
 	for (;;) {
 		if (!shrink)
@@ -1144,13 +1146,13 @@ int br_fs_setattr(struct br_fs *fs, uint64_t ino, const struct br_setattr *sa,
 		rdlock(fs);
 		tmp = attrs_of(in);
 		unlock(fs);
-		if (!shrink || sa->size <= tmp.size)
+		if (!shrink || sa->size < tmp.size)
 			break;
 		pthread_mutex_unlock(il);
 		shrink = false;
 	}
 	memset(&rec, 0, sizeof(rec));
-	if (room && (!(sa->valid & BR_SET_SIZE) || sa->size > tmp.size)) {
+	if (room && (!(sa->valid & BR_SET_SIZE) || sa->size >= tmp.size)) {
 		err = room;
 		goto out;
 	}

@@ -481,8 +481,11 @@ static void full_log_cycles(bool cleaner)
 			w = br_fs_write(fs, st.st_ino, buf, fsz, 0);
 			if (w != (ssize_t)fsz) {
 				err = w < 0 ? (int)w : -ENOSPC;
-				/* a short file: cut it to nothing */
-				truncate_to(fs, st.st_ino, 0);
+				/* a short file: cut it to nothing (an
+				 * empty one to 0 would give nothing back:
+				 * ENOSPC on the full log) */
+				if (w > 0)
+					truncate_to(fs, st.st_ino, 0);
 				br_fs_forget(fs, st.st_ino, 1);
 				break;
 			}
@@ -510,9 +513,10 @@ static void full_log_cycles(bool cleaner)
 			(unsigned long long)(off >> 10));
 		if (cleaner)	/* half of every segment is dead */
 			assert_true(off >= 4u << 20);
-		/* truncate (to half: growing it would need room) and
-		 * unlink on the full fs */
-		truncate_to(fs, big, off / 2);
+		/* truncate (to half: growing it, or an empty one to 0,
+		 * would need room) and unlink on the full fs */
+		if (off)
+			truncate_to(fs, big, off / 2);
 		br_fs_forget(fs, big, 1);
 		assert_int_equal(br_fs_unlink(fs, ROOT, "big"), 0);
 		for (int i = 1; i < n; i += 2) {
@@ -945,6 +949,61 @@ static void test_full_filesystem_refuses_new_names(void **state)
 	assert_int_equal(br_fs_getattr(fs, ino, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(st.st_size, 0);
+	assert_int_equal(br_fs_close(fs), 0);
+}
+
+/*
+ * On a full filesystem a truncate to the same size (open's O_TRUNC of an
+ * empty file) gets ENOSPC as chmod does: it gives nothing back.  Let into
+ * the reserve, 24000 of them in a loop filled it to no free segment, and
+ * the checkpoint that would have freed the segments their records took
+ * no longer fit (cleaner off).  Here 30000 keep the reserve, a shrinking
+ * truncate still works, and so do the delete and the checkpoint after.
+ */
+static void test_same_size_truncates_do_not_eat_the_reserve(void **state)
+{
+	struct br_setattr sa = { .valid = BR_SET_SIZE | BR_SET_MTIME_NOW,
+				 .size = 0 };
+	uint64_t f, off, low = UINT64_MAX;
+	struct br_fs *fs = edge_fs(1, &f, &off);
+	struct stat st;
+	int n = 0, refused = 0, err;
+
+	(void)state;
+	assert_int_equal(br_fs_mknod(fs, ROOT, "e", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	/* the room above the reserve filled with names */
+	for (;; n++) {
+		char name[32];
+		struct stat s2;
+
+		assert_true(n < 20000);
+		snprintf(name, sizeof(name), "n%05d", n);
+		err = br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &s2);
+		if (err)
+			break;
+		br_fs_forget(fs, s2.st_ino, 1);
+	}
+	assert_int_equal(err, -ENOSPC);
+	for (int i = 0; i < 30000; i++) {
+		err = br_fs_setattr(fs, st.st_ino, &sa, NULL);
+		assert_true(err == 0 || err == -ENOSPC);
+		refused += err == -ENOSPC;
+		if (br_seg_nfree(fs->segs) < low)
+			low = br_seg_nfree(fs->segs);
+	}
+	fprintf(stderr, "%d files, then 30000 truncates to the same size: "
+		"%d refused, %llu segments free at least, reserve %llu\n", n,
+		refused, (unsigned long long)low,
+		(unsigned long long)fs_user_reserve(fs));
+	assert_true(refused > 0);
+	assert_true(low + 1 >= fs_user_reserve(fs));
+	truncate_to(fs, f, off / 2);
+	br_fs_forget(fs, st.st_ino, 1);
+	br_fs_forget(fs, f, 1);
+	assert_int_equal(br_fs_unlink(fs, ROOT, "e"), 0);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	assert_int_equal(br_store_error(fs->store), 0);
 	assert_int_equal(br_fs_close(fs), 0);
 }
 
@@ -1939,6 +1998,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_checkpoint_that_does_not_fit_is_refused_whole,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_filesystem_refuses_new_names,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_size_truncates_do_not_eat_the_reserve,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_cleaning_loses_nothing_fsynced,
 						setup, teardown),
