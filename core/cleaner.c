@@ -967,6 +967,26 @@ void br_cleaner_kick(struct br_fs *fs)
  * is none (a pause there let free space fall to the writers' edge, and
  * writers waited for passes).
  */
+uint64_t br_clean_lack(uint64_t nfree, uint64_t low, uint64_t high,
+		       bool active)
+{
+	uint64_t span = high - BR_SEG_RESERVE;
+
+	if (nfree >= high || (!active && nfree >= low))
+		return 0;
+	return high - nfree < span ? high - nfree : span;
+}
+
+unsigned br_clean_pause(uint64_t nfree, uint64_t low, uint64_t high,
+			uint64_t lack)
+{
+	uint64_t span = high - BR_SEG_RESERVE;
+
+	if (nfree < low || 2 * lack >= span)
+		return 0;
+	return (unsigned)(20 - 40 * lack / span);
+}
+
 static void *clean_thread(void *arg)
 {
 	struct br_fs *fs = arg;
@@ -975,21 +995,18 @@ static void *clean_thread(void *arg)
 
 	pthread_mutex_lock(&c->w.lock);
 	while (!c->w.stop) {
-		uint64_t nfree = br_seg_nfree(fs->segs), low, high;
-		uint64_t span, lack;
+		uint64_t nfree = br_seg_nfree(fs->segs), low, high, lack;
+		unsigned ms;
 		int r;
 
 		thresholds(fs, &low, &high);
-		span = high - BR_SEG_RESERVE;
-		if (nfree >= high || (!active && nfree >= low)) {
+		lack = br_clean_lack(nfree, low, high, active);
+		if (!lack) {
 			active = false;
 			br_worker_wait(&c->w, 100);
 			continue;
 		}
 		active = true;
-		lack = high > nfree ? high - nfree : 0;
-		if (lack > span)
-			lack = span;
 		pthread_mutex_unlock(&c->w.lock);
 		pthread_mutex_lock(&c->run_lock);
 		r = pass(fs, c, lack, true);
@@ -1002,8 +1019,9 @@ static void *clean_thread(void *arg)
 		if (r <= 0) {	/* nothing to do or an error: do not spin */
 			active = false;
 			br_worker_wait(&c->w, 100);
-		} else if (2 * lack < span && br_seg_nfree(fs->segs) >= low) {
-			br_worker_wait(&c->w, (unsigned)(20 - 40 * lack / span));
+		} else if ((ms = br_clean_pause(br_seg_nfree(fs->segs), low,
+						high, lack))) {
+			br_worker_wait(&c->w, ms);
 		}
 	}
 	pthread_mutex_unlock(&c->w.lock);

@@ -159,6 +159,7 @@
 #ifndef BR_CLEANER_H
 #define BR_CLEANER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -269,6 +270,23 @@ void br_cleaner_kick(struct br_fs *fs);
 int br_cleaner_wanted(struct br_fs *fs);
 
 void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st);
+
+/*
+ * The background thread's steps (with `low` and `high` its thresholds,
+ * BR_SEG_RESERVE + 2 <= low < high; also for tests/test_cleaner.c).
+ * br_clean_lack: at `nfree` free segments, how many the next pass should
+ * gain; 0 when the thread sleeps (at `high` or more, or at `low` or more
+ * while it was not cleaning: it starts below low and goes on up to high).
+ * At most high - BR_SEG_RESERVE, more the fewer are free.
+ * br_clean_pause: after a pass that asked for `lack` and cleaned, the
+ * milliseconds to sleep before the next (0: none): never below low, and
+ * above it shorter the more it lacked, so that the thread works harder
+ * as space runs out.
+ */
+uint64_t br_clean_lack(uint64_t nfree, uint64_t low, uint64_t high,
+		       bool active);
+unsigned br_clean_pause(uint64_t nfree, uint64_t low, uint64_t high,
+			uint64_t lack);
 
 /* Victim ranking, the pieces of step 1 a pass runs (also for
  * tests/test_cleaner.c and tests/bench/bench_pick.c). */

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1898,6 +1899,54 @@ static void test_victim_score_ranks_emptier_and_stabler_first(void **state)
 	assert_true(br_clean_score(seg / 2, seg, now, now) > 0);
 }
 
+/*
+ * The thread starts below its threshold and cleans up to its high mark
+ * without sleeping while it is below the threshold, asking more of each
+ * pass and sleeping less between passes the fewer segments are free
+ * (cleaner.h, br_clean_lack and br_clean_pause), for every threshold a
+ * log can have.
+ */
+static void test_thread_works_harder_as_space_runs_out(void **state)
+{
+	(void)state;
+	for (uint64_t low = BR_SEG_RESERVE + 2; low < 200; low++) {
+		uint64_t high = low + low / 4 + 1, last_lack = 0;
+		unsigned last_ms = UINT_MAX;
+
+		for (uint64_t nfree = high + 5; nfree-- > 0;) {
+			uint64_t idle = br_clean_lack(nfree, low, high, false);
+			uint64_t busy = br_clean_lack(nfree, low, high, true);
+			unsigned ms;
+
+			/* starts below low, goes on up to high */
+			assert_true((idle > 0) == (nfree < low));
+			assert_true((busy > 0) == (nfree < high));
+			if (nfree < low)
+				assert_int_equal(idle, busy);
+			if (!busy)
+				continue;
+			/* fewer free: a pass asks more, the thread rests
+			 * less after it, and not at all below low */
+			assert_true(busy <= high - BR_SEG_RESERVE);
+			assert_true(busy >= last_lack);
+			last_lack = busy;
+			ms = br_clean_pause(nfree, low, high, busy);
+			assert_true(ms <= last_ms && ms <= 20);
+			last_ms = ms;
+			for (uint64_t lack = 1; nfree < low && lack <= busy;
+			     lack++)
+				assert_int_equal(br_clean_pause(nfree, low, high,
+								lack), 0);
+		}
+		assert_int_equal(last_ms, 0);
+		assert_true(last_lack >= 2);
+		/* just below high it rests between passes */
+		assert_true(br_clean_pause(high - 1, low, high,
+					   br_clean_lack(high - 1, low, high,
+							 true)) > 0);
+	}
+}
+
 static int scored_cmp(const void *a, const void *b)
 {
 	const struct br_clean_scored *x = a, *y = b;
@@ -2001,6 +2050,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_size_truncates_do_not_eat_the_reserve,
 						setup, teardown),
+		cmocka_unit_test(test_thread_works_harder_as_space_runs_out),
 		cmocka_unit_test_setup_teardown(test_crash_during_cleaning_loses_nothing_fsynced,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pass_frees_victims_without_a_checkpoint,
