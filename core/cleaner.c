@@ -955,18 +955,6 @@ void br_cleaner_kick(struct br_fs *fs)
 		br_worker_kick(&c->w);
 }
 
-/*
- * Clean while free < low, until free >= high.  Each pass is sized to gain
- * what free lacks of high, no more (pick), and to leave writers room
- * (pick's bg; when nothing fits in it and free is below low, a whole
- * pass): every segment cleaned early
- * is dead space the others do not get to gather, and batches of
- * nseg/4 victims kept ~24 of 254 segments free at 50 % full, where
- * high is 8.  Between low and high the pause between passes shrinks
- * from 20 ms to none as free space nears the reserve; below low there
- * is none (a pause there let free space fall to the writers' edge, and
- * writers waited for passes).
- */
 uint64_t br_clean_lack(uint64_t nfree, uint64_t low, uint64_t high,
 		       bool active)
 {
@@ -987,6 +975,18 @@ unsigned br_clean_pause(uint64_t nfree, uint64_t low, uint64_t high,
 	return (unsigned)(20 - 40 * lack / span);
 }
 
+/*
+ * Clean while free < low, until free >= high.  Each pass is sized to gain
+ * what free lacks of high, no more (pick), and to leave writers room
+ * (pick's bg; when nothing fits in it and free is below low, a whole
+ * pass): every segment cleaned early
+ * is dead space the others do not get to gather, and batches of
+ * nseg/4 victims kept ~24 of 254 segments free at 50 % full, where
+ * high is 8.  Between low and high the pause between passes shrinks
+ * from 20 ms to none as free space nears the reserve; below low there
+ * is none (a pause there let free space fall to the writers' edge, and
+ * writers waited for passes).
+ */
 static void *clean_thread(void *arg)
 {
 	struct br_fs *fs = arg;
