@@ -844,6 +844,26 @@ static void test_checkpoint_that_does_not_fit_is_refused_whole(void **state)
 	free(v);
 }
 
+/* Empty files n00000, n00001, ... in the root until ENOSPC (cleaner
+ * off, near the edge); returns how many were made. */
+static int fill_names(struct br_fs *fs)
+{
+	char name[32];
+	struct stat st;
+	int n, err;
+
+	for (n = 0;; n++) {
+		assert_true(n < 20000);
+		snprintf(name, sizeof(name), "n%05d", n);
+		err = br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
+		if (err)
+			break;
+		br_fs_forget(fs, st.st_ino, 1);
+	}
+	assert_int_equal(err, -ENOSPC);
+	return n;
+}
+
 /*
  * On a full filesystem new names get ENOSPC as data does, and the user
  * reserve stays for what gives space back.  Files were created into the
@@ -868,22 +888,14 @@ static void test_full_filesystem_refuses_new_names(void **state)
 	uint64_t ino, off;
 	struct br_fs *fs = edge_fs(1, &ino, &off);
 	struct stat st;
-	int n = 0, err;
+	int n, err;
 
 	(void)state;
 	assert_int_equal(br_fs_setxattr(fs, ino, "user.a", "1", 1, 0), 0);
-	for (;; n++) {
-		assert_true(n < 20000);
-		snprintf(name, sizeof(name), "n%05d", n);
-		err = br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
-		if (err)
-			break;
-		br_fs_forget(fs, st.st_ino, 1);
-	}
+	n = fill_names(fs);
 	fprintf(stderr, "%d files, then ENOSPC: %llu segments free, reserve "
 		"%llu\n", n, (unsigned long long)br_seg_nfree(fs->segs),
 		(unsigned long long)fs_user_reserve(fs));
-	assert_int_equal(err, -ENOSPC);
 	assert_true(n > 100);
 	assert_int_equal(br_fs_syncfs(fs), 0);
 	assert_true(br_seg_nfree(fs->segs) + 1 >= fs_user_reserve(fs));
@@ -968,24 +980,12 @@ static void test_same_size_truncates_do_not_eat_the_reserve(void **state)
 	uint64_t f, off, low = UINT64_MAX;
 	struct br_fs *fs = edge_fs(1, &f, &off);
 	struct stat st;
-	int n = 0, refused = 0, err;
+	int n, refused = 0, err;
 
 	(void)state;
 	assert_int_equal(br_fs_mknod(fs, ROOT, "e", S_IFREG | 0644, 0, &cred,
 				     &st), 0);
-	/* the room above the reserve filled with names */
-	for (;; n++) {
-		char name[32];
-		struct stat s2;
-
-		assert_true(n < 20000);
-		snprintf(name, sizeof(name), "n%05d", n);
-		err = br_fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &s2);
-		if (err)
-			break;
-		br_fs_forget(fs, s2.st_ino, 1);
-	}
-	assert_int_equal(err, -ENOSPC);
+	n = fill_names(fs);
 	for (int i = 0; i < 30000; i++) {
 		err = br_fs_setattr(fs, st.st_ino, &sa, NULL);
 		assert_true(err == 0 || err == -ENOSPC);
