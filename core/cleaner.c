@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -25,6 +27,9 @@ struct br_cleaner {
 	struct br_seg_cand *cand;	/* nseg entries */
 	struct br_clean_scored *vict;	/* nseg entries */
 	uint64_t *lastgen;		/* nseg: gen when last a victim */
+	uint64_t *badgen;		/* nseg: gen + 1 when reading it as a
+					 * victim failed (0: never): not
+					 * picked again in that use */
 	unsigned low_pct;		/* br_cleaner_start's (0: the default,
 					 * thresholds()) */
 	bool started;			/* the thread runs */
@@ -57,6 +62,7 @@ struct br_cleaner {
 	struct mv_range *rv;		/* live ranges of one record */
 	size_t nr, rcap;
 	uint64_t pass_moved;		/* bytes switched by this pass */
+	size_t pass_bad;		/* its victims whose read failed */
 	uint64_t last_pos;		/* position of the newest RELOC record
 					 * (0: none since the last sync) */
 
@@ -68,6 +74,7 @@ struct br_cleaner {
 	_Atomic uint64_t runs, sync_runs, cleaned, moved, no_progress;
 	_Atomic uint64_t reused;	/* victims reused during their pass */
 	_Atomic uint64_t ckpt_bytes, copied, heads, recleaned;
+	_Atomic uint64_t unreadable;	/* victims whose read failed */
 };
 
 /* A range copied into the head: file bytes [m.off, m.off + m.len) of
@@ -84,6 +91,41 @@ struct mv_range {
 
 void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
 void (*br_cleaner_synced_hook)(struct br_fs *fs);
+int (*br_cleaner_io_hook)(struct br_fs *fs, bool write, uint64_t off,
+			  uint64_t len, int res);
+
+/* The result of one of the cleaner's own device I/Os, as the test hook
+ * would have it. */
+static int clean_io(struct br_fs *fs, bool write, uint64_t off,
+		    uint64_t len, int res)
+{
+	return br_cleaner_io_hook ? br_cleaner_io_hook(fs, write, off, len,
+						       res) : res;
+}
+
+/*
+ * The copies written so far reach the disk before any record points at
+ * them (its flush).  A failed write or flush of the copies means the
+ * device is failing: latched as a failed write of the log is (the
+ * filesystem turns read-only; what was durable stays, as nothing
+ * points at copies that are not), where the thread used to retry every
+ * 100 ms and writers got EIO from their passes while the rest went on.
+ */
+static int copies_failed(struct br_fs *fs, const char *what, uint64_t at,
+			 int err)
+{
+	br_store_fail(fs->store, -EIO);
+	fs_io_failed(fs, what, at, err);
+	return -EIO;
+}
+
+static int copies_sync(struct br_fs *fs)
+{
+	int err = clean_io(fs, true, 0, 0, fdatasync(fs->fd) ? -errno : 0);
+
+	return err ? copies_failed(fs, "flushing the cleaner's copies", 0,
+				   err) : 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* Victims                                                              */
@@ -215,6 +257,8 @@ again:
 	for (size_t i = 0; i < n; i++) {
 		if (c->cand[i].live > vmax)
 			continue;	/* gains less than its move costs */
+		if (c->badgen[c->cand[i].seg] == c->cand[i].gen + 1)
+			continue;	/* unreadable (move_segment) */
 		if (c->cand[i].newest >= roll) {
 			blocked_gain += seg - c->cand[i].live;
 			nblocked++;
@@ -434,9 +478,11 @@ static int head_flush(struct br_fs *fs, struct br_cleaner *c)
 	bh->span = br_le32_put(span);
 	bh->fsid = br_le64_put(fs->fsid);
 	bh->crc = br_le32_put(br_crc32c(0, c->obuf + 4, used - 4));
-	err = br_pwrite_full(fs->fd, c->obuf, span, at);
+	err = clean_io(fs, true, at, span,
+		       br_pwrite_full(fs->fd, c->obuf, span, at));
 	if (err)
-		return err;
+		return copies_failed(fs, "writing the cleaner's copies", at,
+				     err);
 	br_seg_age(fs->segs, c->head, c->oage, c->now);
 	atomic_fetch_add_explicit(&c->copied, span, memory_order_relaxed);
 	c->hoff += span;
@@ -496,7 +542,7 @@ static int head_put(struct br_fs *fs, struct br_cleaner *c, uint64_t ino,
 			 * relocate what this one holds before leaving it (a
 			 * segment nothing points at yet would be free). */
 			if (!err && c->np)
-				err = fdatasync(fs->fd) ? -errno : 0;
+				err = copies_sync(fs);
 			if (!err)
 				err = log_relocs(fs, c);
 			if (!err)
@@ -612,11 +658,28 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
 	uint64_t off = 0;
 	int err;
 
-	err = br_pread_full(fs->rfd, c->segbuf, seg, base);
+	err = clean_io(fs, false, base, seg,
+		       br_pread_full(fs->rfd, c->segbuf, seg, base));
 	if (err == -ENODATA)
 		return 0;	/* a short image: nothing written there */
-	if (err)
-		return err;
+	if (err) {
+		/* A bad spot on the device: the victim's data stays where
+		 * it is (the segment stays in use, and reads of it get the
+		 * error too), the pass goes on with the others, and it is
+		 * not picked again in this use, where every pass picked it
+		 * first and failed.  Said once per segment. */
+		c->badgen[c->vict[vi].seg] = c->vict[vi].gen + 1;
+		c->pass_bad++;
+		atomic_fetch_add_explicit(&c->unreadable, 1,
+					  memory_order_relaxed);
+		fprintf(stderr, "bringfs: warning: reading segment %llu (byte %llu) to clean it failed: %s; it is left as it is\n",
+			(unsigned long long)c->vict[vi].seg,
+			(unsigned long long)base, strerror(-err));
+		syslog(LOG_WARNING, "bringfs: reading segment %llu (byte %llu) to clean it failed: %s; left as it is",
+		       (unsigned long long)c->vict[vi].seg,
+		       (unsigned long long)base, strerror(-err));
+		return 0;
+	}
 	while (off + sizeof(struct br_buf_header) <= seg) {
 		const struct br_buf_header *bh = (const void *)(c->segbuf + off);
 		uint32_t span = br_le32_get(bh->span), len = br_le32_get(bh->len);
@@ -760,6 +823,11 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 	size_t nv;
 	int err = 0, serr;
 
+	/* Read-only after a failed write (latched): every record would be
+	 * refused, after the victims were read and copied for nothing */
+	err = br_store_error(fs->store);
+	if (err)
+		return err;
 	nv = pick(fs, c, want, bg, &cost, &blocked);
 	if (!nv && bg)
 		return 0;	/* the cap: the caller may try without it */
@@ -807,6 +875,7 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 	}
 	c->np = 0;
 	c->pass_moved = 0;
+	c->pass_bad = 0;
 	c->last_pos = 0;
 	for (size_t i = 0; i < nv && !err; i++) {
 		err = move_segment(fs, c, i);
@@ -818,7 +887,7 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 	if (!err)
 		err = head_flush(fs, c);
 	if (!err && c->np)
-		err = fdatasync(fs->fd) ? -errno : 0;
+		err = copies_sync(fs);
 	if (err) {
 		/* nothing of this head relocated: its tail is unknown,
 		 * start over in a fresh segment next time */
@@ -845,7 +914,8 @@ static int pass(struct br_fs *fs, struct br_cleaner *c, uint64_t want,
 	if (err)
 		return err;
 	atomic_fetch_add_explicit(&c->runs, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->cleaned, nv, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->cleaned, nv - c->pass_bad,
+				  memory_order_relaxed);
 	return (int)nv;
 }
 
@@ -1042,12 +1112,14 @@ int br_cleaner_init(struct br_fs *fs)
 	c->cand = calloc(nseg, sizeof(*c->cand));
 	c->vict = calloc(nseg, sizeof(*c->vict));
 	c->lastgen = calloc(nseg, sizeof(*c->lastgen));
+	c->badgen = calloc(nseg, sizeof(*c->badgen));
 	c->obuf_size = fs->sb.buf_size;
-	if (!c->cand || !c->vict || !c->lastgen ||
+	if (!c->cand || !c->vict || !c->lastgen || !c->badgen ||
 	    posix_memalign((void **)&c->segbuf, BR_BLOCK_SIZE,
 			   fs->segs->seg_size) ||
 	    posix_memalign((void **)&c->obuf, BR_BLOCK_SIZE, c->obuf_size)) {
 		free(c->segbuf);
+		free(c->badgen);
 		free(c->lastgen);
 		free(c->cand);
 		free(c->vict);
@@ -1070,6 +1142,7 @@ void br_cleaner_free(struct br_fs *fs)
 	pthread_mutex_destroy(&c->run_lock);
 	free(c->segbuf);
 	free(c->obuf);
+	free(c->badgen);
 	free(c->lastgen);
 	free(c->pv);
 	free(c->mv);
@@ -1127,6 +1200,8 @@ void br_cleaner_stats(struct br_fs *fs, struct br_cleaner_stats *st)
 	st->heads = atomic_load_explicit(&c->heads, memory_order_relaxed);
 	st->recleaned = atomic_load_explicit(&c->recleaned,
 					     memory_order_relaxed);
+	st->unreadable = atomic_load_explicit(&c->unreadable,
+					      memory_order_relaxed);
 	if (c->started)
 		thresholds(fs, &st->low, &high);
 }

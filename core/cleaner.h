@@ -223,6 +223,9 @@ struct br_cleaner_stats {
 	uint64_t no_progress;	/* passes that found nothing worth doing */
 	uint64_t reused_victims;	/* victims handed out again while their
 				 * pass walked them (rest skipped) */
+	uint64_t unreadable;	/* victims left as they were because reading
+				 * them failed (not picked again in the
+				 * same use) */
 	uint64_t low;		/* the thread's threshold now, segments
 				 * (0: no thread) */
 };
@@ -311,6 +314,12 @@ size_t br_clean_rank(struct br_clean_scored *v, size_t n, size_t k);
  * called by a pass after each victim it moved, before its RELOC records,
  * with no filesystem lock held.  NULL: none. */
 extern void (*br_cleaner_moved_hook)(struct br_fs *fs, size_t moved_victims);
+/* Test hook (fault injection): the result (0 or -errno) of each of the
+ * cleaner's own device I/Os, reads of victims (write false, the
+ * segment's bytes), writes of its copies and their flush (off, len 0),
+ * as the hook has it.  NULL: none. */
+extern int (*br_cleaner_io_hook)(struct br_fs *fs, bool write, uint64_t off,
+				 uint64_t len, int res);
 /* Test hook: called by a pass once its copies are written and synced and
  * their RELOC records logged and applied, before those records are
  * synced (no filesystem lock held).  NULL: none. */

@@ -274,6 +274,16 @@ static int flush_attrs(struct br_fs *fs, struct br_inode *in)
 /* Completion: pending -> durable                                       */
 /* ------------------------------------------------------------------ */
 
+void fs_io_failed(struct br_fs *fs, const char *what, uint64_t addr, int err)
+{
+	if (atomic_exchange(&fs->io_failed, true))
+		return;
+	fprintf(stderr, "bringfs: error: %s at byte %llu failed: %s; the filesystem is read-only from now on (data synced before is safe)\n",
+		what, (unsigned long long)addr, strerror(-err));
+	syslog(LOG_ERR, "bringfs: %s at byte %llu failed: %s; read-only from now on",
+	       what, (unsigned long long)addr, strerror(-err));
+}
+
 static void on_complete(void *ctx, const struct br_store_done *done)
 {
 	struct br_fs *fs = ctx;
@@ -283,18 +293,12 @@ static void on_complete(void *ctx, const struct br_store_done *done)
 		/* The store latches the error: from now on every change and
 		 * every sync fails with EIO (the filesystem is read-only),
 		 * while the failed buffer stays in memory, so reads of what
-		 * it held still work.  Say so once, where an administrator
-		 * looks. */
-		if (!atomic_exchange(&fs->io_failed, true)) {
-			fprintf(stderr, "bringfs: error: writing log buffer %llu at byte %llu failed: %s; the filesystem is read-only from now on (data synced before is safe)\n",
-				(unsigned long long)done->seq,
-				(unsigned long long)done->addr,
-				strerror(-done->err));
-			syslog(LOG_ERR, "bringfs: writing log buffer %llu at byte %llu failed: %s; read-only from now on",
-			       (unsigned long long)done->seq,
-			       (unsigned long long)done->addr,
-			       strerror(-done->err));
-		}
+		 * it held still work. */
+		char what[64];
+
+		snprintf(what, sizeof(what), "writing log buffer %llu",
+			 (unsigned long long)done->seq);
+		fs_io_failed(fs, what, done->addr, done->err);
 		return;
 	}
 	wrlock(fs);
@@ -2136,7 +2140,8 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		"log_buffers %llu\n" "checkpoints %llu\n"
 		"checkpoint_blob_bytes %llu\n" "checkpoint_guess_bytes %llu\n"
 		"user_reserve_segments %llu\n" "dead_segments %llu\n"
-		"checkpoint_wait_segments %llu\n" "open_segments %llu\n",
+		"checkpoint_wait_segments %llu\n" "open_segments %llu\n"
+		"cleaner_unreadable_segments %llu\n",
 		(unsigned long long)sp.free_segs,
 		(unsigned long long)sp.log_segs,
 		sp.log_segs ? (double)sp.live_bytes / ((double)sp.log_segs * seg) : 0,
@@ -2156,7 +2161,8 @@ static int stats_text(struct br_fs *fs, char *buf, size_t size)
 		(unsigned long long)fs_user_reserve(fs),
 		(unsigned long long)sp.dead_segs,
 		(unsigned long long)sp.ckpt_segs,
-		(unsigned long long)sp.open_segs);
+		(unsigned long long)sp.open_segs,
+		(unsigned long long)cs.unreadable);
 }
 
 ssize_t br_fs_getxattr(struct br_fs *fs, uint64_t ino, const char *name,

@@ -97,6 +97,13 @@ struct br_fs {
 	_Atomic uint64_t granted;
 };
 
+/* A device write failed for good (err: -errno): say so once, on stderr
+ * and in syslog, with what was written (`what`, at byte `addr`) and that
+ * the filesystem is read-only from now on.  The caller has latched the
+ * error in the store (br_store_fail), or the store did. */
+void fs_io_failed(struct br_fs *fs, const char *what, uint64_t addr,
+		  int err);
+
 /* Segments user data leaves free (core/fsys.c, space_check). */
 uint64_t fs_user_reserve(struct br_fs *fs);
 

@@ -447,6 +447,12 @@ const uint8_t *br_store_slot(struct br_store *s, unsigned idx)
 	return br_ring_buf(s->ring, idx)->data;
 }
 
+void br_store_fail(struct br_store *s, int err)
+{
+	br_ring_fail(s->ring, err);
+	br_durable_fail(&s->dur, err);
+}
+
 int br_store_error(struct br_store *s)
 {
 	return br_ring_error(s->ring);

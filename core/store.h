@@ -143,6 +143,11 @@ int br_store_sync_all(struct br_store *s);
  * on_complete for that buffer has returned). */
 const uint8_t *br_store_slot(struct br_store *s, unsigned idx);
 
+/* Latch err (-EIO) as a failed write of the log does: a write of the
+ * layer above to the device outside the log (the cleaner's copies)
+ * failed for good. */
+void br_store_fail(struct br_store *s, int err);
+
 /* The latched error: 0, -EIO or -ENOSPC. */
 int br_store_error(struct br_store *s);
 

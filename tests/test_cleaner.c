@@ -107,6 +107,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	br_ckpt_guess_short = 0;	/* a failed test may leave it set */
+	br_cleaner_io_hook = NULL;
 	unlink(img);
 	unlink(crash);
 	return 0;
@@ -1487,6 +1488,154 @@ static void dump_map(struct br_fs *fs, const struct model *m,
 	pthread_rwlock_unlock(&fs->map_lock);
 }
 
+/* Fault injection into the cleaner's own I/O: reads of the segment at
+ * bad_base (the first one read, when 0) fail, and so do its writes while
+ * fail_writes is set. */
+static uint64_t bad_base;
+static int bad_reads, ios;
+static bool fail_writes;
+
+static int failing_io(struct br_fs *fs, bool write, uint64_t off,
+		      uint64_t len, int res)
+{
+	(void)fs;
+	(void)len;
+	ios++;
+	if (write)
+		return fail_writes ? -EIO : res;
+	if (!bad_base)
+		bad_base = off;
+	if (off != bad_base)
+		return res;
+	bad_reads++;
+	return -EIO;
+}
+
+/*
+ * The model's files WORK_PCT of the log, overwritten for half of it with
+ * the thread on and an eighth more with it stopped, then a checkpoint:
+ * every segment written so far is covered by it, so all may be victims
+ * and none waits for another checkpoint.  Returns what to ask of
+ * br_cleaner_run for a target cleaning can reach: half the way from the
+ * free segments now to the most that could ever be free (the log less
+ * its open segments and the live data packed tight).  A quarter of the
+ * log, asked before, is beyond that at 80 % fill (~100 MiB live in ~125
+ * segments: at most ~22 free, 33 asked): the run returned 0 only when
+ * its eighth pass still found a victim (the pass cap) and -ENOSPC when
+ * the victims ran out first (near 20 free).
+ */
+static unsigned dirty_log(struct br_fs *fs, struct model *m)
+{
+	uint64_t cap = log_bytes(fs), seg = fs->segs->seg_size, nfree, reach;
+	struct br_seg_space sp;
+
+	assert_int_equal(model_fill(fs, m, cap * WORK_PCT / 100), 0);
+	assert_int_equal(model_overwrite(fs, m, cap / 2), 0);
+	br_cleaner_stop(fs);
+	assert_int_equal(model_overwrite(fs, m, cap / 8), 0);
+	assert_int_equal(br_ckpt_write(fs), 0);
+	nfree = br_seg_nfree(fs->segs);
+	br_seg_space(fs->segs, &sp);
+	reach = sp.log_segs - sp.open_segs - (sp.live_bytes + seg - 1) / seg;
+	assert_true(reach > nfree + 2);
+	return (unsigned)(nfree + (reach - nfree) / 2 - BR_SEG_RESERVE - 1);
+}
+
+/*
+ * A victim the cleaner cannot read (a bad spot on the device) is left as
+ * it is and not picked again, and the pass cleans the others: every pass
+ * used to pick it first and fail, the thread retrying every 100 ms and
+ * writers getting EIO from passes while the filesystem stayed writable.
+ * Its data stays where it was (user reads do not go through the fault).
+ */
+static void test_unreadable_victim_is_left_and_the_rest_cleaned(void **state)
+{
+	struct model m = { 0 };
+	struct br_fs *fs = mount_path(img);
+	struct br_cleaner_stats cs;
+	uint64_t seg = fs->segs->seg_size, live;
+	unsigned want;
+	char text[2048];
+	ssize_t n;
+
+	(void)state;
+	want = dirty_log(fs, &m);
+	bad_base = 0;
+	bad_reads = 0;
+	br_cleaner_io_hook = failing_io;
+	assert_int_equal(br_cleaner_run(fs, want), 0);
+	assert_int_not_equal(bad_base, 0);
+	live = atomic_load(&fs->segs->v[bad_base / seg].live);
+	/* twice more: it is not tried again */
+	assert_int_equal(br_cleaner_run(fs, want + 1), 0);
+	br_cleaner_stats(fs, &cs);
+	fprintf(stderr, "segment %llu unreadable (%llu bytes live): %d "
+		"read(s) of it, %llu victims cleaned\n",
+		(unsigned long long)(bad_base / seg),
+		(unsigned long long)live, bad_reads,
+		(unsigned long long)cs.cleaned_segments);
+	assert_int_equal(bad_reads, 1);
+	assert_int_equal(cs.unreadable, 1);
+	assert_true(cs.cleaned_segments > 2);
+	assert_true(live > 0);
+	assert_int_equal(atomic_load(&fs->segs->v[bad_base / seg].live),
+			 live);
+	assert_int_equal(br_store_error(fs->store), 0);
+	n = br_fs_getxattr(fs, ROOT, BR_STATS_XATTR, text, sizeof(text) - 1);
+	assert_true(n > 0);
+	text[n] = 0;
+	assert_non_null(strstr(text, "cleaner_unreadable_segments 1\n"));
+	br_cleaner_io_hook = NULL;
+	model_check(fs, &m, false);
+	assert_int_equal(model_overwrite(fs, &m, log_bytes(fs) / 8), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+	fs = mount_path(img);
+	model_check(fs, &m, true);
+	assert_int_equal(br_fs_close(fs), 0);
+	model_free(&m);
+}
+
+/*
+ * A failed write (or flush) of the cleaner's copies means a failing
+ * device: the filesystem turns read-only as for a failed write of the
+ * log (changes and syncs get EIO, reads work), the cleaner stops (it
+ * read and copied victims whose records would be refused), and a
+ * remount has everything synced before.
+ */
+static void test_failed_copy_write_turns_read_only(void **state)
+{
+	struct model m = { 0 };
+	struct br_fs *fs = mount_path(img);
+	unsigned want;
+	struct stat st;
+	uint8_t b[4096] = { 0 };
+
+	(void)state;
+	want = dirty_log(fs, &m);
+	assert_int_equal(br_fs_syncfs(fs), 0);
+	bad_base = UINT64_MAX;	/* reads work */
+	fail_writes = true;
+	br_cleaner_io_hook = failing_io;
+	assert_int_equal(br_cleaner_run(fs, want), -EIO);
+	assert_int_equal(br_store_error(fs->store), -EIO);
+	assert_int_equal(br_fs_mknod(fs, ROOT, "new", S_IFREG | 0644, 0,
+				     &cred, &st), -EIO);
+	assert_int_equal(br_fs_write(fs, m.ino[0], b, sizeof(b), 0), -EIO);
+	assert_int_equal(br_fs_syncfs(fs), -EIO);
+	model_check(fs, &m, false);
+	fail_writes = false;
+	ios = 0;
+	assert_int_equal(br_cleaner_run(fs, want), -EIO);
+	assert_int_equal(ios, 0);
+	br_cleaner_io_hook = NULL;
+	assert_true(br_fs_close(fs) != 0);	/* the close reports it */
+	fs = mount_path(img);
+	model_check(fs, &m, true);
+	assert_int_equal(model_overwrite(fs, &m, log_bytes(fs) / 8), 0);
+	assert_int_equal(br_fs_close(fs), 0);
+	model_free(&m);
+}
+
 /*
  * The point of RELOC records (segment.h, "Reuse"): a cleaning pass
  * writes no checkpoint, yet its victims are free as soon as its records
@@ -1503,7 +1652,8 @@ static void test_pass_frees_victims_without_a_checkpoint(void **state)
 	struct br_fs *fs = mount_path(img);
 	struct br_cleaner_stats cs;
 	struct ext_dump d1 = { 0 }, d2 = { 0 };
-	uint64_t cap = log_bytes(fs), nseg = fs->segs->nseg, ck, nfree0;
+	uint64_t nseg = fs->segs->nseg, ck, nfree0;
+	unsigned want;
 	uint64_t *live0 = calloc(nseg, sizeof(*live0));
 	uint64_t *gen0 = calloc(nseg, sizeof(*gen0));
 	uint64_t *cku, cku_n = 0;
@@ -1513,38 +1663,14 @@ static void test_pass_frees_victims_without_a_checkpoint(void **state)
 
 	(void)state;
 	assert_true(live0 && gen0 && victim);
-	assert_int_equal(model_fill(fs, &m, cap * WORK_PCT / 100), 0);
-	assert_int_equal(model_overwrite(fs, &m, cap / 2), 0);
-	br_cleaner_stop(fs);
-	assert_int_equal(model_overwrite(fs, &m, cap / 8), 0);
-	/* every segment written so far is covered by this checkpoint: all
-	 * may be victims, none waits for another checkpoint */
-	assert_int_equal(br_ckpt_write(fs), 0);
+	want = dirty_log(fs, &m);
 	ck = ckpts_written(fs);
 	for (uint64_t s = 1; s < nseg; s++) {
 		live0[s] = atomic_load(&fs->segs->v[s].live);
 		gen0[s] = br_seg_gen(fs->segs, s);
 	}
 	nfree0 = br_seg_nfree(fs->segs);
-	/* Ask for a target cleaning can reach: half the way from the free
-	 * segments now to the most that could ever be free (the log less
-	 * its open segments and the live data packed tight).  A quarter of
-	 * the log, asked before, is beyond that at 80 % fill (~100 MiB live
-	 * in ~125 segments: at most ~22 free, 33 asked): the run returned
-	 * 0 only when its eighth pass still found a victim (the pass cap)
-	 * and -ENOSPC when the victims ran out first (near 20 free). */
-	{
-		struct br_seg_space sp;
-		uint64_t seg = fs->segs->seg_size, reach, want;
-
-		br_seg_space(fs->segs, &sp);
-		reach = sp.log_segs - sp.open_segs -
-			(sp.live_bytes + seg - 1) / seg;
-		assert_true(reach > nfree0 + 2);
-		want = nfree0 + (reach - nfree0) / 2;
-		assert_int_equal(br_cleaner_run(fs, (unsigned)(want -
-						 BR_SEG_RESERVE - 1)), 0);
-	}
+	assert_int_equal(br_cleaner_run(fs, want), 0);
 	br_cleaner_stats(fs, &cs);
 	assert_true(cs.cleaned_segments > 0);
 	/* no checkpoint, yet free: the victims' RELOC records are durable */
@@ -1606,7 +1732,7 @@ static void test_pass_frees_victims_without_a_checkpoint(void **state)
 	/* and it mounts read-write and keeps going */
 	fs = mount_path(crash2);
 	model_check(fs, &m, true);
-	assert_int_equal(model_overwrite(fs, &m, cap / 4), 0);
+	assert_int_equal(model_overwrite(fs, &m, log_bytes(fs) / 4), 0);
 	assert_int_equal(br_fs_close(fs), 0);
 	fs = mount_path(crash2);
 	model_check(fs, &m, true);
@@ -2054,6 +2180,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_during_cleaning_loses_nothing_fsynced,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pass_frees_victims_without_a_checkpoint,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_victim_is_left_and_the_rest_cleaned,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_copy_write_turns_read_only,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_the_relocations_are_durable,
 						setup, teardown),
