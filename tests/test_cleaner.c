@@ -291,6 +291,17 @@ static uint64_t avail(struct br_fs *fs)
 	return (uint64_t)sv.f_bavail * sv.f_frsize;
 }
 
+/* Unmount, mount again, check every file against the model, unmount,
+ * free the model. */
+static void remount_check(struct br_fs *fs, struct model *m)
+{
+	assert_int_equal(br_fs_close(fs), 0);
+	fs = mount_path(img);
+	model_check(fs, m, true);
+	assert_int_equal(br_fs_close(fs), 0);
+	model_free(m);
+}
+
 static uint64_t log_bytes(struct br_fs *fs)
 {
 	return fs->sb.log_end - fs->sb.log_start;
@@ -411,11 +422,7 @@ static void test_full_log_enospc_then_deletes_let_overwrites_go_on(void **state)
 		(unsigned long long)(av_del >> 10));
 	assert_true(av_del >= av_full + (16u << 20));
 	model_check(fs, &m, false);
-	assert_int_equal(br_fs_close(fs), 0);
-	fs = mount_path(img);
-	model_check(fs, &m, true);
-	assert_int_equal(br_fs_close(fs), 0);
-	model_free(&m);
+	remount_check(fs, &m);
 }
 
 /*
@@ -1588,11 +1595,7 @@ static void test_unreadable_victim_is_left_and_the_rest_cleaned(void **state)
 	br_cleaner_io_hook = NULL;
 	model_check(fs, &m, false);
 	assert_int_equal(model_overwrite(fs, &m, log_bytes(fs) / 8), 0);
-	assert_int_equal(br_fs_close(fs), 0);
-	fs = mount_path(img);
-	model_check(fs, &m, true);
-	assert_int_equal(br_fs_close(fs), 0);
-	model_free(&m);
+	remount_check(fs, &m);
 }
 
 /*
