@@ -30,12 +30,17 @@
  *  - writeback_cache only with -o writeback.  Off by default.  Measured
  *    (kernel 6.18, 2 vCPUs): 4 KiB buffered random writes ~17k -> ~30k
  *    IOPS with it, but 1 MiB sequential writes no faster (often slower:
- *    the fuse bdi's strict 1% dirty limit throttles them).  The
- *    concurrency test's readers see torn blocks with it in ~1/3 of runs,
- *    and they do on the host's ext4 too (4 of 12 runs): buffered reads
- *    racing a page copy, the kernel's doing, not ours.  But 1 run in 24
- *    also left a torn block in the file itself (still there after a
- *    remount), which is not explained yet; until it is, no default.
+ *    the fuse bdi's strict 1% dirty limit throttles them).  With it the
+ *    concurrency test's O_DIRECT readers see a torn block during the
+ *    writes in 2 runs of 8 (never without it, in 150 runs); most
+ *    likely the kernel writing a page back while a buffered writer
+ *    changes it (not proven: each block we get is applied whole, under
+ *    map_lock, so the mix is in what we were sent); the file is right
+ *    once the writes are done, and after a remount (8 of 8 runs).  The
+ *    torn block "left in the file" that an earlier note here blamed on
+ *    it was the test's own miscount (a block past the end of the file).
+ *    Readers that see half of a concurrent write are a surprise we do
+ *    not make by default.
  *  - splice: not used; reads come from O_DIRECT bounce buffers and the ring,
  *    so there is no fd to splice from; 4 KiB writes are bound by the
  *    request round trip (perf: ~45% of the daemon in finish_task_switch,
