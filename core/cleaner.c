@@ -672,10 +672,7 @@ static int move_segment(struct br_fs *fs, struct br_cleaner *c, size_t vi)
 		c->pass_bad++;
 		atomic_fetch_add_explicit(&c->unreadable, 1,
 					  memory_order_relaxed);
-		fprintf(stderr, "bringfs: warning: reading segment %llu (byte %llu) to clean it failed: %s; it is left as it is\n",
-			(unsigned long long)c->vict[vi].seg,
-			(unsigned long long)base, strerror(-err));
-		syslog(LOG_WARNING, "bringfs: reading segment %llu (byte %llu) to clean it failed: %s; left as it is",
+		fs_say(LOG_WARNING, "reading segment %llu (byte %llu) to clean it failed: %s; it is left as it is",
 		       (unsigned long long)c->vict[vi].seg,
 		       (unsigned long long)base, strerror(-err));
 		return 0;

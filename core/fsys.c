@@ -274,13 +274,24 @@ static int flush_attrs(struct br_fs *fs, struct br_inode *in)
 /* Completion: pending -> durable                                       */
 /* ------------------------------------------------------------------ */
 
+void fs_say(int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "bringfs: %s: %s\n",
+		level <= LOG_ERR ? "error" : "warning", msg);
+	syslog(level, "bringfs: %s", msg);
+}
+
 void fs_io_failed(struct br_fs *fs, const char *what, uint64_t addr, int err)
 {
 	if (atomic_exchange(&fs->io_failed, true))
 		return;
-	fprintf(stderr, "bringfs: error: %s at byte %llu failed: %s; the filesystem is read-only from now on (data synced before is safe)\n",
-		what, (unsigned long long)addr, strerror(-err));
-	syslog(LOG_ERR, "bringfs: %s at byte %llu failed: %s; read-only from now on",
+	fs_say(LOG_ERR, "%s at byte %llu failed: %s; the filesystem is read-only from now on (data synced before is safe)",
 	       what, (unsigned long long)addr, strerror(-err));
 }
 

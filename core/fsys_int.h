@@ -97,6 +97,11 @@ struct br_fs {
 	_Atomic uint64_t granted;
 };
 
+/* Say a message on stderr ("bringfs: error: ..." for LOG_ERR and worse,
+ * "bringfs: warning: ..." otherwise) and in syslog at `level`. */
+void fs_say(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* A device write failed for good (err: -errno): say so once, on stderr
  * and in syslog, with what was written (`what`, at byte `addr`) and that
  * the filesystem is read-only from now on.  The caller has latched the
