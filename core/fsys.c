@@ -932,6 +932,8 @@ static bool ancestor(struct br_fs *fs, uint64_t anc, uint64_t ino)
 	return true;
 }
 
+void (*br_fs_rename_hook)(struct br_fs *fs);
+
 int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 		 uint64_t newparent, const char *newname, unsigned flags)
 {
@@ -966,6 +968,8 @@ int br_fs_rename(struct br_fs *fs, uint64_t parent, const char *name,
 	 * meanwhile. */
 	replaces = !(flags & BR_FS_RENAME_EXCHANGE) &&
 		   name_exists(fs, newparent, newname, nl);
+	if (br_fs_rename_hook)
+		br_fs_rename_hook(fs);
 again:
 	if (!replaces)
 		room = meta_room(fs, len, &got);

@@ -112,6 +112,10 @@ void fs_io_failed(struct br_fs *fs, const char *what, uint64_t addr,
 /* Segments user data leaves free (core/fsys.c, space_check). */
 uint64_t fs_user_reserve(struct br_fs *fs);
 
+/* Test hook: rename calls it once, after it peeked whether its target
+ * exists and before it takes ns_lock (the window its retry covers). */
+extern void (*br_fs_rename_hook)(struct br_fs *fs);
+
 /* Bytes space_check has granted to writes in progress (relaxed). */
 static inline uint64_t fs_granted(struct br_fs *fs)
 {

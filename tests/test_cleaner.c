@@ -108,6 +108,7 @@ static int teardown(void **state)
 	(void)state;
 	br_ckpt_guess_short = 0;	/* a failed test may leave it set */
 	br_cleaner_io_hook = NULL;
+	br_fs_rename_hook = NULL;
 	unlink(img);
 	unlink(crash);
 	return 0;
@@ -1951,6 +1952,61 @@ static void test_every_grant_is_given_back(void **state)
 	assert_int_equal(br_fs_close(fs), 0);
 }
 
+/* rename's hook: the target goes between its peek and its locks */
+static void unlink_rb(struct br_fs *fs)
+{
+	br_fs_rename_hook = NULL;	/* once */
+	assert_int_equal(br_fs_unlink(fs, ROOT, "rb"), 0);
+}
+
+/*
+ * A rename over a name may use the reserve (it gives a name back), but
+ * whether there is a name to replace is known only under ns_lock; the
+ * rename peeks before it and asks for room after all if the target
+ * went meanwhile.  The target is unlinked in that window: with room the
+ * rename goes on as a rename to a new name; on a full filesystem it gets
+ * ENOSPC, and ra stays.  Mutation (going on without room): the rename
+ * is made from the reserve, and the test fails.
+ */
+static void test_rename_whose_target_vanishes_asks_for_room(void **state)
+{
+	uint64_t ino, off, ra;
+	struct br_fs *fs = edge_fs(3, &ino, &off);
+	struct stat st, st2;
+
+	(void)state;
+	assert_int_equal(br_fs_mknod(fs, ROOT, "ra", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	ra = st.st_ino;
+	assert_int_equal(br_fs_mknod(fs, ROOT, "rb", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	br_fs_forget(fs, st.st_ino, 1);
+	br_fs_rename_hook = unlink_rb;
+	assert_int_equal(br_fs_rename(fs, ROOT, "ra", ROOT, "rb", 0), 0);
+	assert_null(br_fs_rename_hook);
+	assert_int_equal(br_fs_lookup(fs, ROOT, "rb", &st2), 0);
+	assert_int_equal(st2.st_ino, ra);
+	br_fs_forget(fs, ra, 1);
+	assert_int_equal(br_fs_lookup(fs, ROOT, "ra", &st2), -ENOENT);
+	/* again on the full filesystem */
+	assert_int_equal(br_fs_rename(fs, ROOT, "rb", ROOT, "ra", 0), 0);
+	assert_int_equal(br_fs_mknod(fs, ROOT, "rb", S_IFREG | 0644, 0, &cred,
+				     &st), 0);
+	br_fs_forget(fs, st.st_ino, 1);
+	assert_true(fill_names(fs) > 0);
+	br_fs_rename_hook = unlink_rb;
+	assert_int_equal(br_fs_rename(fs, ROOT, "ra", ROOT, "rb", 0), -ENOSPC);
+	assert_null(br_fs_rename_hook);
+	assert_int_equal(br_fs_lookup(fs, ROOT, "ra", &st2), 0);
+	assert_int_equal(st2.st_ino, ra);
+	br_fs_forget(fs, ra, 1);
+	assert_int_equal(br_fs_lookup(fs, ROOT, "rb", &st2), -ENOENT);
+	assert_int_equal(fs_granted(fs), 0);
+	assert_int_equal(br_store_error(fs->store), 0);
+	br_fs_forget(fs, ino, 1);
+	assert_int_equal(br_fs_close(fs), 0);
+}
+
 static int apply_dry(struct br_fs *fs, const void *rec, uint32_t len)
 {
 	struct fs_apply ax = { .dry = true };
@@ -2254,6 +2310,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_copy_write_turns_read_only,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_grant_is_given_back,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_whose_target_vanishes_asks_for_room,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_the_relocations_are_durable,
 						setup, teardown),
