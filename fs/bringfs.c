@@ -39,6 +39,8 @@
  *    once the writes are done, and after a remount (8 of 8 runs).  The
  *    torn block "left in the file" that an earlier note here blamed on
  *    it was the test's own miscount (a block past the end of the file).
+ *    The host's ext4 gave the same test's readers whole blocks in 6 runs
+ *    of 6 (it orders O_DIRECT reads after buffered writes of the file).
  *    Readers that see half of a concurrent write are a surprise we do
  *    not make by default.
  *  - splice: not used; reads come from O_DIRECT bounce buffers and the ring,
