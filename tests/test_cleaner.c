@@ -1886,23 +1886,23 @@ static void test_reloc_checks_the_victims_reuse_generation(void **state)
 	free(r);
 }
 
-/* Apply a record with no lock taken by the caller (dry: check only). */
 /* Each kind of change that asks for room (space_check), made to succeed
- * and to fail after its room check; then nothing is granted. */
-static void grants_round(struct br_fs *fs, uint64_t dir, const char *tag)
+ * and to fail after its room check, on file f and new names in dir;
+ * then nothing is granted. */
+static void grants_round(struct br_fs *fs, uint64_t dir, uint64_t f,
+			 const char *tag)
 {
 	struct br_setattr chmod_ = { .valid = BR_SET_MODE, .mode = 0600 };
 	struct br_setattr grow = { .valid = BR_SET_SIZE, .size = 1u << 20 };
 	char n1[32], n2[32];
 	uint8_t buf[8192];
 	struct stat st;
-	uint64_t f;
 
 	memset(buf, 0x5a, sizeof(buf));
 	snprintf(n1, sizeof(n1), "%s.f", tag);
 	snprintf(n2, sizeof(n2), "%s.g", tag);
-	(void)br_fs_mknod(fs, dir, n1, S_IFREG | 0644, 0, &cred, &st);
-	f = st.st_ino;
+	if (!br_fs_mknod(fs, dir, n1, S_IFREG | 0644, 0, &cred, &st))
+		br_fs_forget(fs, st.st_ino, 1);
 	/* each fails after the room check when the first one worked: the
 	 * name exists, a directory gets a hard link, an xattr exists */
 	(void)br_fs_mknod(fs, dir, n1, S_IFREG | 0644, 0, &cred, &st);
@@ -1922,7 +1922,6 @@ static void grants_round(struct br_fs *fs, uint64_t dir, const char *tag)
 	(void)br_fs_write(fs, dir, buf, sizeof(buf), 0);
 	(void)br_fs_write(fs, 999999, buf, sizeof(buf), 0);
 	(void)br_fs_fallocate(fs, f, 0, 0, 1u << 20);
-	br_fs_forget(fs, f, 1);
 	assert_int_equal(fs_granted(fs), 0);
 }
 
@@ -1936,19 +1935,23 @@ static void grants_round(struct br_fs *fs, uint64_t dir, const char *tag)
  */
 static void test_every_grant_is_given_back(void **state)
 {
-	uint64_t ino, off, dir;
+	uint64_t ino, off, dir, f;
 	struct br_fs *fs = edge_fs(3, &ino, &off);
 	struct stat st;
 
 	(void)state;
 	assert_int_equal(br_fs_mkdir(fs, ROOT, "g", 0755, &cred, &st), 0);
 	dir = st.st_ino;
-	grants_round(fs, dir, "a");
+	assert_int_equal(br_fs_mknod(fs, dir, "file", S_IFREG | 0644, 0,
+				     &cred, &st), 0);
+	f = st.st_ino;
+	grants_round(fs, dir, f, "a");
 	assert_true(fill_names(fs) > 0);
-	grants_round(fs, dir, "b");
+	grants_round(fs, dir, f, "b");
 	assert_int_equal(br_store_error(fs->store), 0);
 	br_fs_forget(fs, ino, 1);
 	br_fs_forget(fs, dir, 1);
+	br_fs_forget(fs, f, 1);
 	assert_int_equal(br_fs_close(fs), 0);
 }
 
@@ -2007,6 +2010,7 @@ static void test_rename_whose_target_vanishes_asks_for_room(void **state)
 	assert_int_equal(br_fs_close(fs), 0);
 }
 
+/* Apply a record with no lock taken by the caller (dry: check only). */
 static int apply_dry(struct br_fs *fs, const void *rec, uint32_t len)
 {
 	struct fs_apply ax = { .dry = true };
